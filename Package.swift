@@ -20,5 +20,13 @@ let package = Package(
         // Small, dependency-free helpers every layer uses (backoff, environment, URLs).
         .target(name: "CSSSupport", path: "Shared/Support"),
         .testTarget(name: "SupportTests", dependencies: ["CSSSupport"], path: "Tests/SupportTests"),
+
+        // The pure domain: contract messages, validation, lifecycle rules. No I/O.
+        .target(name: "CSSModel", path: "Shared/Model"),
+        .testTarget(name: "ModelTests", dependencies: ["CSSModel"], path: "Tests/ModelTests"),
+
+        // One wrapper per C client; C pointers never leave them.
+        .target(name: "CSSAMQP", dependencies: ["CLibRabbitMQ", "CSSSupport", logging], path: "Shared/AMQP"),
+        .testTarget(name: "AMQPTests", dependencies: ["CSSAMQP", "CSSSupport", logging], path: "Tests/AMQPTests"),
     ]
 )

@@ -1,0 +1,333 @@
+import Foundation
+
+/// Routing keys of the commands on `css.commands`.
+public enum CommandName {
+    public static let customerOnboard = "customer.onboard"
+    public static let contactAvailability = "customer.contact.availability"
+    public static let ticketSubmit = "ticket.submit"
+    public static let ticketTransition = "ticket.transition"
+    public static let ticketGet = "ticket.get"
+}
+
+/// Identifiers that end up in routing keys (`customer.<id>`, `oncall.<team>.p1`) may
+/// not contain dots or wildcards, or topic bindings would misroute them.
+public enum Identifier {
+    public static func isValid(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 64,
+              first.properties.isASCIIHexDigit || ("a"..."z").contains(first) || ("A"..."Z").contains(first) else { return false }
+        return s.unicodeScalars.allSatisfy { c in
+            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "-" || c == "_"
+        }
+    }
+
+    static func read(_ r: FieldReader, _ key: String) -> String? {
+        guard let s = r.string(key, maxLength: 64) else { return nil }
+        guard isValid(s) else {
+            r.errors.add(ErrorCode.invalidField, r.path(key), "\(r.path(key)) may use letters, digits, '-' and '_' only (it becomes part of routing keys), got \"\(s)\"")
+            return nil
+        }
+        return s
+    }
+}
+
+/// `customer.onboard` (R-CUS-1, R-CUS-2): an upsert of a customer's settings.
+public struct OnboardCustomer: Sendable, Equatable {
+    public struct Contact: Sendable, Equatable {
+        public var email: String
+        public var name: String
+        public var phone: String?
+        public var primary: Bool
+    }
+
+    public struct Quotas: Sendable, Equatable {
+        public var standard: Int
+        public var nonStandard: Int
+    }
+
+    public struct Targets: Sendable, Equatable {
+        public var response: Double?
+        public var restoration: Double?
+    }
+
+    public struct SLAPolicy: Sendable, Equatable {
+        public var targets: [Priority: Targets]
+        public var warnAt: [Double]?
+    }
+
+    public var customerId: String
+    public var name: String
+    public var timeZone: String
+    public var supportRegion: String
+    public var extraHolidays: [String]
+    public var team: String
+    public var contractYearStart: String
+    public var maxContacts: Int
+    public var contacts: [Contact]
+    public var changeContacts: [String]
+    public var catalogue: [String]
+    public var quotas: Quotas?
+    public var slaPolicy: SLAPolicy?
+
+    public static let defaultMaxContacts = 3
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> OnboardCustomer {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let customerId = Identifier.read(r, "customerId")
+        let name = r.string("name", maxLength: 200)
+        var timeZone = r.string("timeZone", maxLength: 64)
+        if let tz = timeZone, TimeZone(identifier: tz) == nil || tz.isEmpty {
+            errors.add(ErrorCode.invalidField, "timeZone", "timeZone must be an IANA time zone such as America/Toronto, got \"\(tz)\"")
+            timeZone = nil
+        }
+        var region = r.string("supportRegion", maxLength: 10)
+        if let reg = region, !Self.isRegionCode(reg) {
+            errors.add(ErrorCode.invalidField, "supportRegion", "supportRegion must be an ISO 3166 code with optional subdivision such as US, CA-ON or GB-ENG, got \"\(reg)\"")
+            region = nil
+        }
+        var extraHolidays: [String] = []
+        if let list = r.array("extraHolidays", required: false, maxCount: 1000) {
+            for (i, v) in list.enumerated() {
+                if let s = v.stringValue, RFC3339.parseDate(s) != nil {
+                    extraHolidays.append(s)
+                } else {
+                    errors.add(ErrorCode.invalidField, "extraHolidays[\(i)]", "extraHolidays[\(i)] must be a date YYYY-MM-DD")
+                }
+            }
+        }
+        let team = Identifier.read(r, "team")
+        let contractYearStart = r.date("contractYearStart")
+        let maxContacts = r.integer("maxContacts", required: false, range: 1...100) ?? defaultMaxContacts
+        var contacts: [Contact] = []
+        if let readers = r.objects("contacts", maxCount: 100) {
+            for c in readers {
+                let email = c.email("email")
+                let cname = c.string("name", maxLength: 200)
+                let phone = c.string("phone", required: false, maxLength: 40)
+                let primary = c.bool("primary", required: false) ?? false
+                if let email, let cname {
+                    contacts.append(Contact(email: email, name: cname, phone: phone, primary: primary))
+                }
+            }
+            if readers.isEmpty {
+                errors.add(ErrorCode.invalidField, "contacts", "contacts must list at least one Point of Contact")
+            }
+            if contacts.count == readers.count, !readers.isEmpty {
+                // R-CUS-2: at most maxContacts, exactly one primary, no duplicates.
+                if contacts.count > maxContacts {
+                    errors.add(ErrorCode.tooManyContacts, "contacts", "a customer may have at most \(maxContacts) Points of Contact; \(contacts.count) were given")
+                }
+                let primaries = contacts.filter(\.primary).count
+                if primaries != 1 {
+                    errors.add(ErrorCode.primaryContact, "contacts", "exactly one Point of Contact must be primary; \(primaries) are")
+                }
+                var seen = Set<String>()
+                for (i, c) in contacts.enumerated() where !seen.insert(c.email).inserted {
+                    errors.add(ErrorCode.duplicateContact, "contacts[\(i)].email", "\(c.email) is listed more than once")
+                }
+            }
+        }
+        var changeContacts: [String] = []
+        if let list = r.strings("changeContacts", required: false, maxCount: 100, maxLength: 254) {
+            for (i, e) in list.enumerated() {
+                if FieldReader.isPlausibleEmail(e) {
+                    changeContacts.append(e.lowercased())
+                } else {
+                    errors.add(ErrorCode.invalidField, "changeContacts[\(i)]", "changeContacts[\(i)] must be an e-mail address, got \"\(e)\"")
+                }
+            }
+        }
+        let catalogue = r.strings("catalogue", required: false, maxCount: 5000, maxLength: 200) ?? []
+        var quotas: Quotas?
+        if let q = r.object("quotas", required: false) {
+            let s = q.integer("standard", range: 0...1_000_000)
+            let n = q.integer("nonStandard", range: 0...1_000_000)
+            if let s, let n { quotas = Quotas(standard: s, nonStandard: n) }
+        }
+        var policy: SLAPolicy?
+        if let p = r.object("slaPolicy", required: false) {
+            var targets: [Priority: Targets] = [:]
+            for priority in Priority.allCases {
+                if let t = p.object(priority.rawValue, required: false) {
+                    let response = t.duration("response", required: false)
+                    let restoration = t.duration("restoration", required: false)
+                    if let response, response <= 0 {
+                        errors.add(ErrorCode.invalidField, t.path("response"), "\(t.path("response")) must be longer than zero")
+                    }
+                    if let restoration, restoration <= 0 {
+                        errors.add(ErrorCode.invalidField, t.path("restoration"), "\(t.path("restoration")) must be longer than zero")
+                    }
+                    targets[priority] = Targets(response: response, restoration: restoration)
+                }
+            }
+            var warnAt: [Double]?
+            if let list = p.array("warnAt", required: false, maxCount: 10) {
+                var fractions: [Double] = []
+                for (i, v) in list.enumerated() {
+                    if let n = v.numberValue, n > 0, n < 1 {
+                        fractions.append(n)
+                    } else {
+                        errors.add(ErrorCode.invalidField, "slaPolicy.warnAt[\(i)]", "slaPolicy.warnAt[\(i)] must be a fraction between 0 and 1 (exclusive)")
+                    }
+                }
+                if fractions.count == list.count {
+                    if zip(fractions, fractions.dropFirst()).contains(where: { $0 >= $1 }) {
+                        errors.add(ErrorCode.invalidField, "slaPolicy.warnAt", "slaPolicy.warnAt must be strictly increasing")
+                    } else {
+                        warnAt = fractions
+                    }
+                }
+            }
+            policy = SLAPolicy(targets: targets, warnAt: warnAt)
+        }
+        try errors.throwIfAny()
+        return OnboardCustomer(
+            customerId: customerId!, name: name!, timeZone: timeZone!, supportRegion: region!,
+            extraHolidays: extraHolidays, team: team!, contractYearStart: contractYearStart!,
+            maxContacts: maxContacts, contacts: contacts, changeContacts: changeContacts,
+            catalogue: catalogue, quotas: quotas, slaPolicy: policy)
+    }
+
+    public static func isRegionCode(_ s: String) -> Bool {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count <= 2, parts[0].count == 2, parts[0].allSatisfy({ $0.isASCII && $0.isUppercase }) else { return false }
+        if parts.count == 2 {
+            return (1...3).contains(parts[1].count) && parts[1].allSatisfy { $0.isASCII && ($0.isUppercase || $0.isNumber) }
+        }
+        return true
+    }
+
+    /// The settings as JSON, the shape of the command (for storage and the `customer.onboarded` event).
+    public var json: JSONValue {
+        var o = JSONObject()
+        o["customerId"] = .string(customerId)
+        o["name"] = .string(name)
+        o["timeZone"] = .string(timeZone)
+        o["supportRegion"] = .string(supportRegion)
+        o["extraHolidays"] = .array(extraHolidays.map { .string($0) })
+        o["team"] = .string(team)
+        o["contractYearStart"] = .string(contractYearStart)
+        o["maxContacts"] = .int(maxContacts)
+        o["contacts"] = .array(contacts.map { c in
+            ["email": .string(c.email), "name": .string(c.name), "phone": .optional(c.phone), "primary": .bool(c.primary)]
+        })
+        o["changeContacts"] = .array(changeContacts.map { .string($0) })
+        o["catalogue"] = .array(catalogue.map { .string($0) })
+        o["quotas"] = quotas.map { ["standard": .int($0.standard), "nonStandard": .int($0.nonStandard)] } ?? .null
+        if let slaPolicy {
+            var p = JSONObject()
+            for priority in Priority.allCases {
+                if let t = slaPolicy.targets[priority] {
+                    var to = JSONObject()
+                    if let r = t.response { to["response"] = .string(ISODuration.format(seconds: r)) }
+                    if let r = t.restoration { to["restoration"] = .string(ISODuration.format(seconds: r)) }
+                    p[priority.rawValue] = .object(to)
+                }
+            }
+            if let w = slaPolicy.warnAt { p["warnAt"] = .array(w.map { .number($0) }) }
+            o["slaPolicy"] = .object(p)
+        } else {
+            o["slaPolicy"] = .null
+        }
+        return .object(o)
+    }
+}
+
+/// `customer.contact.availability` (R-CUS-5).
+public struct ContactAvailability: Sendable, Equatable {
+    public var customerId: String
+    public var email: String
+    public var available: Bool
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> ContactAvailability {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let customerId = Identifier.read(r, "customerId")
+        let email = r.email("email")
+        let available = r.bool("available")
+        try errors.throwIfAny()
+        return ContactAvailability(customerId: customerId!, email: email!, available: available!)
+    }
+}
+
+/// `ticket.submit` (R-TKT-1, R-TKT-2).
+public struct SubmitTicket: Sendable, Equatable {
+    public var customerId: String
+    public var contactEmail: String
+    public var kind: TicketKind
+    public var environment: DeploymentEnvironment
+    public var summary: String
+    public var impact: Impact?
+    public var catalogItem: String?
+    public var urgency: Urgency?
+    public var channel: Channel
+    public var description: String?
+    public var component: String?
+    public var product: String?
+    public var requestedPriority: Priority?
+
+    public static let maxDescriptionLength = 65_536
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> SubmitTicket {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let customerId = Identifier.read(r, "customerId")
+        let contactEmail = r.email("contactEmail")
+        let kind = r.enumeration("kind", TicketKind.self)
+        let environment = r.enumeration("environment", DeploymentEnvironment.self)
+        let summary = r.string("summary", maxLength: 500)
+        // Which of impact / catalogItem is required depends on the kind; when the
+        // kind itself is bad, neither is reported missing (one root cause, one error).
+        let impact = r.enumeration("impact", Impact.self, required: kind == .incident)
+        let catalogItem = r.string("catalogItem", required: kind == .serviceRequest, maxLength: 200)
+        let urgency = r.enumeration("urgency", Urgency.self, required: false)
+        let channel = r.enumeration("channel", Channel.self, required: false)
+        let description = r.string("description", required: false, maxLength: maxDescriptionLength)
+        let component = r.string("component", required: false, maxLength: 200)
+        let product = r.string("product", required: false, maxLength: 200)
+        let requestedPriority = r.enumeration("requestedPriority", Priority.self, required: false)
+        let channelGiven = r.object["channel"] != nil && r.object["channel"] != .null
+        try errors.throwIfAny()
+        return SubmitTicket(
+            customerId: customerId!, contactEmail: contactEmail!, kind: kind!, environment: environment!,
+            summary: summary!, impact: kind == .incident ? impact : nil, catalogItem: kind == .serviceRequest ? catalogItem : nil,
+            urgency: urgency, channel: channelGiven ? channel! : .api, description: description,
+            component: component, product: product, requestedPriority: requestedPriority)
+    }
+
+    public var phoneRequired: Bool {
+        PriorityRule.phoneRequired(kind: kind, environment: environment, impact: impact, urgency: urgency, channel: channel)
+    }
+}
+
+/// `ticket.transition` (R-TKT-3).
+public struct TransitionTicket: Sendable, Equatable {
+    public var trackingNumber: String
+    public var action: TicketAction
+    public var by: String
+    public var note: String?
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> TransitionTicket {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let trackingNumber = r.string("trackingNumber", maxLength: 40)
+        let action = r.enumeration("action", TicketAction.self)
+        let by = r.string("by", maxLength: 254)
+        let note = r.string("note", required: false, maxLength: 10_000)
+        try errors.throwIfAny()
+        return TransitionTicket(trackingNumber: trackingNumber!, action: action!, by: by!, note: note)
+    }
+}
+
+/// `ticket.get`.
+public struct GetTicket: Sendable, Equatable {
+    public var trackingNumber: String
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> GetTicket {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let trackingNumber = r.string("trackingNumber", maxLength: 40)
+        try errors.throwIfAny()
+        return GetTicket(trackingNumber: trackingNumber!)
+    }
+}

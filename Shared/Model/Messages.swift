@@ -1,0 +1,104 @@
+import Foundation
+
+/// The reply to a command, as sent to its `reply_to` queue.
+public enum Reply: Sendable, Equatable {
+    case ok(JSONValue)
+    case rejected([CommandError])
+
+    public var json: JSONValue {
+        switch self {
+        case .ok(let result):
+            return ["ok": true, "result": result]
+        case .rejected(let errors):
+            return ["ok": false, "errors": .array(errors.map(\.json))]
+        }
+    }
+
+    public init?(json: JSONValue) {
+        guard let ok = json["ok"]?.boolValue else { return nil }
+        if ok {
+            self = .ok(json["result"] ?? .null)
+        } else {
+            guard let list = json["errors"]?.arrayValue else { return nil }
+            self = .rejected(list.compactMap(CommandError.init(json:)))
+        }
+    }
+
+    public var isOK: Bool {
+        if case .ok = self { return true }
+        return false
+    }
+}
+
+/// Routing keys of the events on `css.events`.
+public enum EventType {
+    public static let ticketReceived = "ticket.received"
+    public static let ticketClassified = "ticket.classified"
+    public static let ticketReclassified = "ticket.reclassified"
+    public static let ticketTransitioned = "ticket.transitioned"
+    public static let commandRejected = "command.rejected"
+    public static let customerOnboarded = "customer.onboarded"
+    public static let contactAvailabilityChanged = "customer.contact.availability_changed"
+    public static let slaStarted = "sla.started"
+    public static let slaRescheduled = "sla.rescheduled"
+    public static let slaWarning = "sla.warning"
+    public static let slaBreached = "sla.breached"
+    public static let slaStopped = "sla.stopped"
+}
+
+/// A CloudEvents 1.0 event in structured mode.
+public struct CloudEvent: Sendable, Equatable {
+    public var id: String
+    public var type: String
+    public var source: String
+    public var time: Date
+    public var subject: String?
+    public var data: JSONValue
+
+    public static let contentType = "application/cloudevents+json"
+
+    public init(id: String, type: String, source: String, time: Date, subject: String?, data: JSONValue) {
+        self.id = id
+        self.type = type
+        self.source = source
+        self.time = time
+        self.subject = subject
+        self.data = data
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        o["specversion"] = "1.0"
+        o["id"] = .string(id)
+        o["type"] = .string(type)
+        o["source"] = .string(source)
+        o["time"] = .string(RFC3339.format(time))
+        if let subject { o["subject"] = .string(subject) }
+        o["datacontenttype"] = "application/json"
+        o["data"] = data
+        return .object(o)
+    }
+
+    public init?(json: JSONValue) {
+        guard json["specversion"]?.stringValue == "1.0",
+              let id = json["id"]?.stringValue, let type = json["type"]?.stringValue,
+              let source = json["source"]?.stringValue,
+              let timeText = json["time"]?.stringValue, let time = RFC3339.parse(timeText)
+        else { return nil }
+        self.init(id: id, type: type, source: source, time: time, subject: json["subject"]?.stringValue, data: json["data"] ?? .null)
+    }
+}
+
+/// The exchanges of the wire contract.
+public enum ExchangeName {
+    public static let commands = "css.commands"
+    public static let events = "css.events"
+    public static let escalations = "css.escalations"
+    public static let dead = "css.dead"
+}
+
+/// Limits of the wire contract.
+public enum ContractLimits {
+    /// Command bodies larger than this are refused before parsing.
+    public static let maxBodyBytes = 256 * 1024
+}
