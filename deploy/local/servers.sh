@@ -34,7 +34,7 @@ usage: deploy/local/servers.sh COMMAND [ARGS]
   restart-rabbitmq     stop and start RabbitMQ only, wait until it accepts connections
 env: CSS_AMQP_PORT (5672) CSS_PG_PORT (5432) CSS_STATE_DIR (<checkout>/.state)
      CSS_RABBITMQ_DIST_PORT (amqp+20000) CSS_EPMD_PORT (4369) CSS_RABBITMQ_NODENAME
-     CSS_START_TIMEOUT (120 seconds)
+     CSS_START_TIMEOUT (120 seconds) CSS_KEEP_EPMD (0)
 EOF
 }
 
@@ -227,8 +227,6 @@ rmq_start() {
     done
     rmq_prepare
     rm -f "$RMQ_DIR/rabbitmq.pid"
-    # remember whether we bring up epmd, so that `stop` only kills an epmd it started
-    if epmd_up; then rm -f "$RMQ_DIR/epmd.ours"; else touch "$RMQ_DIR/epmd.ours"; fi
     local startup_log=$LOG_DIR/rabbitmq-startup.log
     log "starting RabbitMQ (node $NODE, amqp 127.0.0.1:$AMQP_PORT, dist $DIST_PORT)"
     (cd "$RMQ_DIR" && rmq_env "$RMQ_BIN/rabbitmq-server" -detached) >>"$startup_log" 2>&1 ||
@@ -268,14 +266,16 @@ rmq_stop() {
     else
         log "RabbitMQ is not running"
     fi
-    # epmd outlives the node; stop it if we started it and no node uses it any more
-    if [[ -e $RMQ_DIR/epmd.ours ]] && epmd_up; then
+    # epmd (started by the node) outlives it; stop it once no Erlang node is
+    # registered any more, so port 4369 is free again. CSS_KEEP_EPMD=1 keeps it.
+    if [[ ${CSS_KEEP_EPMD:-0} != 1 ]] && epmd_up; then
         if [[ -z $(epmd -port "$EPMD_PORT" -names 2>/dev/null | grep '^name ' || true) ]]; then
             epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
-            log "stopped epmd on port $EPMD_PORT"
+            log "stopped idle epmd on port $EPMD_PORT"
+        else
+            log "epmd on port $EPMD_PORT still serves other nodes; left running"
         fi
     fi
-    rm -f "$RMQ_DIR/epmd.ours"
 }
 
 # ------------------------------------------------------------- postgresql ---
