@@ -214,17 +214,23 @@ EOF
 
 epmd_up() { epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
 
+rmq_preflight() {
+    check_port CSS_AMQP_PORT "$AMQP_PORT"
+    check_port CSS_RABBITMQ_DIST_PORT "$DIST_PORT"
+    local p
+    for p in "$AMQP_PORT" "$DIST_PORT"; do
+        if port_open "$p"; then
+            die "port 127.0.0.1:$p is taken by another process (a system rabbitmq? see: ss -ltnp | grep :$p)"
+        fi
+    done
+}
+
 rmq_start() {
     if rmq_running; then
         log "RabbitMQ already running (node $NODE, pid $(rmq_pid), amqp 127.0.0.1:$AMQP_PORT)"
         return 0
     fi
-    check_port CSS_AMQP_PORT "$AMQP_PORT"
-    check_port CSS_RABBITMQ_DIST_PORT "$DIST_PORT"
-    local p
-    for p in "$AMQP_PORT" "$DIST_PORT"; do
-        port_open "$p" && die "port 127.0.0.1:$p is taken by another process (a system rabbitmq? try: ss -ltnp | grep :$p)"
-    done
+    rmq_preflight
     rmq_prepare
     rm -f "$RMQ_DIR/rabbitmq.pid"
     local startup_log=$LOG_DIR/rabbitmq-startup.log
@@ -361,15 +367,20 @@ pg_psql() { # admin psql over the unix socket, script on stdin
     as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres
 }
 
+pg_preflight() {
+    check_port CSS_PG_PORT "$PG_PORT"
+    if port_open "$PG_PORT"; then
+        die "port 127.0.0.1:$PG_PORT is taken by another process (see: ss -ltnp | grep :$PG_PORT; if it is the Debian 15/main cluster: pg_ctlcluster 15 main stop)"
+    fi
+}
+
 pg_start() {
     if pg_running; then
         log "PostgreSQL already running (127.0.0.1:$PG_PORT, data $PGDATA_DIR)"
         pg_bootstrap
         return 0
     fi
-    check_port CSS_PG_PORT "$PG_PORT"
-    port_open "$PG_PORT" &&
-        die "port 127.0.0.1:$PG_PORT is taken by another process (the Debian 15/main cluster? try: pg_ctlcluster 15 main stop)"
+    pg_preflight
     pg_prepare_area
     pg_paths
     if [[ ! -f $PGDATA_DIR/PG_VERSION ]]; then
@@ -453,6 +464,9 @@ cmd_start() {
         if pg_running; then r_pg=$PG_PORT; fi
     fi
     AMQP_PORT=$r_amqp DIST_PORT=$r_dist EPMD_PORT=$r_epmd NODE=$r_node PG_PORT=$r_pg
+    # refuse before starting anything when a port we need is taken
+    rmq_running || rmq_preflight
+    pg_running || pg_preflight
     record
     rmq_start
     pg_start
