@@ -167,14 +167,39 @@ rmq_env() { # runs "$@" with the environment of our node
 rmqctl() { rmq_env "$RMQ_BIN/rabbitmqctl" -q -n "$NODE" "$@"; }
 
 rmq_pid() {
-    local pid
-    [[ -s $RMQ_DIR/rabbitmq.pid ]] || return 1
-    read -r pid <"$RMQ_DIR/rabbitmq.pid" || true
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # guard against a recycled pid
-    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *beam* ]] || return 1
-    printf '%s\n' "$pid"
+    local pid f
+    if [[ -s $RMQ_DIR/rabbitmq.pid ]]; then
+        read -r pid <"$RMQ_DIR/rabbitmq.pid" || true
+        # guard against a recycled pid
+        if [[ $pid =~ ^[0-9]+$ ]] && [[ $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) == *beam* ]]; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+    fi
+    # no pid file yet (node still booting, or a start that failed): find the VM
+    # by the HOME it was given, which is unique to this state dir
+    for f in /proc/[0-9]*/cmdline; do
+        if [[ $({ tr '\0' ' ' <"$f"; } 2>/dev/null) == *beam*" -home $RMQ_DIR/home "* ]]; then
+            pid=${f#/proc/}
+            printf '%s\n' "${pid%/cmdline}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+rmq_kill() { # pid: TERM, then KILL after 30s
+    kill -TERM "$1" 2>/dev/null || return 0
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$1" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            log "RabbitMQ (pid $1) ignores SIGTERM; sending SIGKILL"
+            kill -KILL "$1" 2>/dev/null || true
+            sleep 1
+            return 0
+        fi
+        sleep 0.5
+    done
 }
 
 rmq_running() { rmq_pid >/dev/null; }
@@ -228,6 +253,7 @@ rmq_preflight() {
 rmq_start() {
     if rmq_running; then
         log "RabbitMQ already running (node $NODE, pid $(rmq_pid), amqp 127.0.0.1:$AMQP_PORT)"
+        rmq_wait_ready
         return 0
     fi
     rmq_preflight
@@ -240,17 +266,36 @@ rmq_start() {
     if ! rmqctl wait --timeout "$TIMEOUT" "$RMQ_DIR/rabbitmq.pid" >>"$startup_log" 2>&1; then
         tail_log "$startup_log"
         tail_log "$LOG_DIR/$NODE.log"
+        rmq_abort
         die "RabbitMQ did not start within ${TIMEOUT}s"
     fi
-    local deadline=$((SECONDS + 30))
+    rmq_wait_ready
+    log "RabbitMQ is up (pid $(rmq_pid || echo '?'))"
+}
+
+rmq_abort() { # do not leave a half-started node behind
+    local pid
+    if pid=$(rmq_pid); then
+        log "killing the half-started RabbitMQ node (pid $pid)"
+        rmq_kill "$pid"
+    fi
+    rm -f "$RMQ_DIR/rabbitmq.pid"
+}
+
+rmq_wait_ready() {
+    local deadline=$((SECONDS + TIMEOUT))
     until amqp_ready; do
+        if ! rmq_running; then
+            tail_log "$LOG_DIR/$NODE.log"
+            die "RabbitMQ exited while starting"
+        fi
         if ((SECONDS >= deadline)); then
             tail_log "$LOG_DIR/$NODE.log"
-            die "RabbitMQ runs but does not accept AMQP on 127.0.0.1:$AMQP_PORT"
+            rmq_abort
+            die "RabbitMQ does not accept AMQP on 127.0.0.1:$AMQP_PORT after ${TIMEOUT}s"
         fi
         sleep 0.5
     done
-    log "RabbitMQ is up (pid $(rmq_pid || echo '?'))"
 }
 
 rmq_stop() {
@@ -258,15 +303,15 @@ rmq_stop() {
         local pid
         pid=$(rmq_pid)
         log "stopping RabbitMQ (node $NODE, pid $pid)"
-        if ! rmqctl stop "$RMQ_DIR/rabbitmq.pid" >>"$LOG_DIR/rabbitmq-startup.log" 2>&1; then
-            log "rabbitmqctl stop failed; sending SIGTERM to $pid"
-            kill -TERM "$pid" 2>/dev/null || true
+        if [[ -s $RMQ_DIR/rabbitmq.pid ]] &&
+            rmqctl stop "$RMQ_DIR/rabbitmq.pid" >>"$LOG_DIR/rabbitmq-startup.log" 2>&1; then
+            local deadline=$((SECONDS + 60))
+            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+        else
+            log "rabbitmqctl stop failed or no pid file; sending SIGTERM to $pid"
         fi
-        local deadline=$((SECONDS + 60))
-        while kill -0 "$pid" 2>/dev/null; do
-            ((SECONDS < deadline)) || die "RabbitMQ (pid $pid) did not stop within 60s"
-            sleep 0.5
-        done
+        rmq_kill "$pid"
+        if kill -0 "$pid" 2>/dev/null; then die "RabbitMQ (pid $pid) did not stop"; fi
         rm -f "$RMQ_DIR/rabbitmq.pid"
         log "RabbitMQ stopped"
     else
