@@ -1,0 +1,186 @@
+import CSSModel
+import CSSPostgres
+import Foundation
+
+/// A ticket as intake keeps it.
+struct TicketRecord {
+    var trackingNumber: String
+    var customerId: String
+    var contactEmail: String
+    var kind: String
+    var environment: String
+    var channel: String
+    var summary: String
+    var description: String?
+    var impact: String?
+    var urgency: String?
+    var catalogItem: String?
+    var component: String?
+    var product: String?
+    var requestedPriority: String?
+    var phoneRequired: Bool
+    var status: TicketStatus
+    var receivedAt: Date
+    var updatedAt: Date
+    var priority: String?
+    var requestClass: String?
+    var dispatch: String?
+    var slaTargets: JSONValue
+
+    /// The ticket as `ticket.get` and `ticket.transition` return it.
+    func json(audit: [JSONValue]) -> JSONValue {
+        var o = JSONObject()
+        o["trackingNumber"] = .string(trackingNumber)
+        o["customerId"] = .string(customerId)
+        o["contactEmail"] = .string(contactEmail)
+        o["kind"] = .string(kind)
+        o["environment"] = .string(environment)
+        o["channel"] = .string(channel)
+        o["summary"] = .string(summary)
+        o["description"] = .optional(description)
+        o["impact"] = .optional(impact)
+        o["urgency"] = .optional(urgency)
+        o["catalogItem"] = .optional(catalogItem)
+        o["component"] = .optional(component)
+        o["product"] = .optional(product)
+        o["requestedPriority"] = .optional(requestedPriority)
+        o["priority"] = .optional(priority)
+        o["requestClass"] = .optional(requestClass)
+        o["dispatch"] = .optional(dispatch)
+        o["phoneRequired"] = .bool(phoneRequired)
+        o["status"] = .string(status.rawValue)
+        o["receivedAt"] = .string(RFC3339.format(receivedAt))
+        o["updatedAt"] = .string(RFC3339.format(updatedAt))
+        o["slaTargets"] = slaTargets
+        o["audit"] = .array(audit)
+        return .object(o)
+    }
+}
+
+struct ContactRecord {
+    var email: String
+    var isPrimary: Bool
+    var active: Bool
+    var available: Bool
+}
+
+/// Intake's SQL, in one place; every value goes as a parameter.
+struct IntakeStore {
+    let session: PostgresSession
+
+    /// Inserts or replaces a customer; returns true when it was new.
+    func upsertCustomer(_ c: OnboardCustomer, at now: Date) throws -> Bool {
+        let rows = try session.query("""
+            INSERT INTO intake.customers (customer_id, name, team, time_zone, support_region, settings, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+            ON CONFLICT (customer_id) DO UPDATE SET name = $2, team = $3, time_zone = $4, support_region = $5, settings = $6, updated_at = $7
+            RETURNING (xmax = 0) AS inserted
+            """, [.string(c.customerId), .string(c.name), .string(c.team), .string(c.timeZone), .string(c.supportRegion),
+                  .json(c.json.jsonText), .date(now)])
+        let created = try rows.first?.bool(0) ?? false
+        try session.execute("UPDATE intake.contacts SET active = false WHERE customer_id = $1", [.string(c.customerId)])
+        for contact in c.contacts {
+            // Availability is the contact's state, not a setting: keep it across re-onboarding.
+            try session.execute("""
+                INSERT INTO intake.contacts (customer_id, email, name, phone, is_primary, active)
+                VALUES ($1, $2, $3, $4, $5, true)
+                ON CONFLICT (customer_id, email) DO UPDATE SET name = $3, phone = $4, is_primary = $5, active = true
+                """, [.string(c.customerId), .string(contact.email), .string(contact.name), .optional(contact.phone), .bool(contact.primary)])
+        }
+        return created
+    }
+
+    func customerExists(_ id: String) throws -> Bool {
+        try !session.query("SELECT 1 FROM intake.customers WHERE customer_id = $1", [.string(id)]).isEmpty
+    }
+
+    func contact(customerId: String, email: String) throws -> ContactRecord? {
+        let rows = try session.query("SELECT email, is_primary, active, available FROM intake.contacts WHERE customer_id = $1 AND email = $2",
+                                     [.string(customerId), .string(email)])
+        return try rows.first.map { ContactRecord(email: try $0.string(0), isPrimary: try $0.bool(1), active: try $0.bool(2), available: try $0.bool(3)) }
+    }
+
+    func setAvailability(customerId: String, email: String, available: Bool) throws {
+        try session.execute("UPDATE intake.contacts SET available = $3 WHERE customer_id = $1 AND email = $2",
+                            [.string(customerId), .string(email), .bool(available)])
+    }
+
+    /// Stores a new ticket with the next tracking number and its first audit entry.
+    func insertTicket(_ s: SubmitTicket, messageID: String, receivedAt: Date) throws -> TicketRecord {
+        let prefix = s.kind == .incident ? "INC" : "SR"
+        let rows = try session.query("""
+            WITH n AS (SELECT nextval('intake.ticket_number') AS seq)
+            INSERT INTO intake.tickets (tracking_number, message_id, customer_id, contact_email, kind, environment, channel, summary,
+                description, impact, urgency, catalog_item, component, product, requested_priority, phone_required, status, received_at, updated_at)
+            SELECT $1 || '-' || lpad(n.seq::text, 6, '0'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'new', $17, $17 FROM n
+            RETURNING tracking_number
+            """, [.string(prefix), .string(messageID), .string(s.customerId), .string(s.contactEmail), .string(s.kind.rawValue),
+                  .string(s.environment.rawValue), .string(s.channel.rawValue), .string(s.summary), .optional(s.description),
+                  .optional(s.impact?.rawValue), .optional(s.urgency?.rawValue), .optional(s.catalogItem), .optional(s.component),
+                  .optional(s.product), .optional(s.requestedPriority?.rawValue), .bool(s.phoneRequired), .date(receivedAt)])
+        let number = try rows[0].string(0)
+        try appendAudit(number, event: "received", action: nil, from: nil, to: .new, actor: s.contactEmail, note: nil, at: receivedAt,
+                        data: ["channel": .string(s.channel.rawValue), "phoneRequired": .bool(s.phoneRequired)])
+        return TicketRecord(
+            trackingNumber: number, customerId: s.customerId, contactEmail: s.contactEmail, kind: s.kind.rawValue,
+            environment: s.environment.rawValue, channel: s.channel.rawValue, summary: s.summary, description: s.description,
+            impact: s.impact?.rawValue, urgency: s.urgency?.rawValue, catalogItem: s.catalogItem, component: s.component,
+            product: s.product, requestedPriority: s.requestedPriority?.rawValue, phoneRequired: s.phoneRequired, status: .new,
+            receivedAt: receivedAt, updatedAt: receivedAt, priority: nil, requestClass: nil, dispatch: nil, slaTargets: [])
+    }
+
+    func ticket(_ number: String, forUpdate: Bool = false) throws -> TicketRecord? {
+        let rows = try session.query("""
+            SELECT tracking_number, customer_id, contact_email, kind, environment, channel, summary, description, impact, urgency,
+                   catalog_item, component, product, requested_priority, phone_required, status, received_at, updated_at,
+                   priority, request_class, dispatch, sla_targets::text
+            FROM intake.tickets WHERE tracking_number = $1\(forUpdate ? " FOR UPDATE" : "")
+            """, [.string(number)])
+        guard let r = rows.first else { return nil }
+        let status = try r.string(15)
+        guard let parsedStatus = TicketStatus(rawValue: status) else {
+            throw PostgresError(code: PostgresError.decodeFailed, message: "ticket \(number) has unknown status \(status)")
+        }
+        return TicketRecord(
+            trackingNumber: try r.string(0), customerId: try r.string(1), contactEmail: try r.string(2), kind: try r.string(3),
+            environment: try r.string(4), channel: try r.string(5), summary: try r.string(6), description: try r.optionalString(7),
+            impact: try r.optionalString(8), urgency: try r.optionalString(9), catalogItem: try r.optionalString(10),
+            component: try r.optionalString(11), product: try r.optionalString(12), requestedPriority: try r.optionalString(13),
+            phoneRequired: try r.bool(14), status: parsedStatus, receivedAt: try r.date(16), updatedAt: try r.date(17),
+            priority: try r.optionalString(18), requestClass: try r.optionalString(19), dispatch: try r.optionalString(20),
+            slaTargets: (try? JSONValue.parse(try r.string(21))) ?? [])
+    }
+
+    func updateStatus(_ number: String, to status: TicketStatus, at: Date) throws {
+        try session.execute("UPDATE intake.tickets SET status = $2, updated_at = $3 WHERE tracking_number = $1",
+                            [.string(number), .string(status.rawValue), .date(at)])
+    }
+
+    func appendAudit(_ number: String, event: String, action: String?, from: TicketStatus?, to: TicketStatus?, actor: String,
+                     note: String?, at: Date, data: JSONValue? = nil) throws {
+        try session.execute("""
+            INSERT INTO intake.ticket_audit (tracking_number, event, action, from_status, to_status, actor, note, at, data)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            """, [.string(number), .string(event), .optional(action), .optional(from?.rawValue), .optional(to?.rawValue),
+                  .string(actor), .optional(note), .date(at), data.map { .json($0.jsonText) } ?? .null])
+    }
+
+    func audit(_ number: String) throws -> [JSONValue] {
+        let rows = try session.query("""
+            SELECT event, action, from_status, to_status, actor, note, at, data::text
+            FROM intake.ticket_audit WHERE tracking_number = $1 ORDER BY id
+            """, [.string(number)])
+        return try rows.map { r in
+            var o = JSONObject()
+            o["event"] = .string(try r.string(0))
+            o["action"] = .optional(try r.optionalString(1))
+            o["from"] = .optional(try r.optionalString(2))
+            o["to"] = .optional(try r.optionalString(3))
+            o["by"] = .string(try r.string(4))
+            o["note"] = .optional(try r.optionalString(5))
+            o["at"] = .string(RFC3339.format(try r.date(6)))
+            if let d = try r.optionalString(7), let v = try? JSONValue.parse(d) { o["data"] = v }
+            return .object(o)
+        }
+    }
+}

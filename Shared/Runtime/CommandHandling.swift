@@ -1,0 +1,73 @@
+import CSSModel
+import CSSPostgres
+import Foundation
+
+/// A command taken off `css.commands`, parsed and ready for its handler.
+public struct IncomingCommand: Sendable {
+    /// The routing key, which names the command.
+    public let name: String
+    public let messageID: String
+    public let body: JSONValue
+    /// When this service received it: the start of every SLA clock (R-TKT-1).
+    public let receivedAt: Date
+
+    public init(name: String, messageID: String, body: JSONValue, receivedAt: Date) {
+        self.name = name
+        self.messageID = messageID
+        self.body = body
+        self.receivedAt = receivedAt
+    }
+}
+
+/// What a handled command produced: the reply's `result` and the facts to publish.
+public struct CommandOutcome: Sendable {
+    public var result: JSONValue
+    public var events: [CloudEvent]
+
+    public init(result: JSONValue, events: [CloudEvent] = []) {
+        self.result = result
+        self.events = events
+    }
+}
+
+/// Makes the CloudEvents one service emits: its source, fresh ids, the injected clock.
+public struct EventFactory: Sendable {
+    public let source: String
+    public let clock: any CSSModel.Clock
+
+    public init(service: String, clock: any CSSModel.Clock) {
+        self.source = "/css/\(service)"
+        self.clock = clock
+    }
+
+    public func make(_ type: String, subject: String?, data: JSONValue, time: Date? = nil) -> CloudEvent {
+        CloudEvent(id: UUID().uuidString.lowercased(), type: type, source: source, time: time ?? clock.now(), subject: subject, data: data)
+    }
+}
+
+/// What a handler gets besides the command: the transaction and the event factory.
+public struct CommandContext {
+    public let session: PostgresSession
+    public let events: EventFactory
+
+    public init(session: PostgresSession, events: EventFactory) {
+        self.session = session
+        self.events = events
+    }
+}
+
+/// A service's command logic.
+///
+/// `handle` runs inside the batch's database transaction, inside a savepoint of its
+/// own: throwing ``CommandRejection`` refuses the command and rolls back whatever the
+/// handler wrote, so nothing half-done is stored. The runtime takes care of the inbox,
+/// the reply, the `command.rejected` event and the outbox.
+public protocol CommandHandler: Sendable {
+    /// The routing keys this service consumes from `css.commands`.
+    var commandNames: [String] { get }
+
+    /// Commands that only read: no inbox entry (their reply is today's state) and no savepoint.
+    func isReadOnly(_ command: String) -> Bool
+
+    func handle(_ command: IncomingCommand, context: CommandContext) throws -> CommandOutcome
+}
