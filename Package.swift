@@ -20,5 +20,10 @@ let package = Package(
         // Small, dependency-free helpers every layer uses (backoff, environment, URLs).
         .target(name: "CSSSupport", path: "Shared/Support"),
         .testTarget(name: "SupportTests", dependencies: ["CSSSupport"], path: "Tests/SupportTests"),
+
+        // PostgreSQL client over libpq: one dedicated thread per connection, a small pool, migrations.
+        .target(name: "CSSPostgres", dependencies: ["CLibPQ", "CSSSupport", logging], path: "Shared/Postgres"),
+        // Integration tests: need a server at CSS_DATABASE_URL (default postgres://css@127.0.0.1:5432/css).
+        .testTarget(name: "PostgresTests", dependencies: ["CSSPostgres", "CSSSupport", logging], path: "Tests/PostgresTests"),
     ]
 )
