@@ -28,5 +28,16 @@ let package = Package(
         // One wrapper per C client; C pointers never leave them.
         .target(name: "CSSAMQP", dependencies: ["CLibRabbitMQ", "CSSSupport", logging], path: "Shared/AMQP"),
         .testTarget(name: "AMQPTests", dependencies: ["CSSAMQP", "CSSSupport", logging], path: "Tests/AMQPTests"),
+        // PostgreSQL client over libpq: one dedicated thread per connection, a small pool, migrations.
+        .target(name: "CSSPostgres", dependencies: ["CLibPQ", "CSSSupport", logging], path: "Shared/Postgres"),
+        // Integration tests: need a server at CSS_DATABASE_URL (default postgres://css@127.0.0.1:5432/css).
+        .testTarget(name: "PostgresTests", dependencies: ["CSSPostgres", "CSSSupport", logging], path: "Tests/PostgresTests"),
+
+        // Reliable messaging and the service runtime: inbox, outbox, command processing, lifecycle.
+        .target(name: "CSSRuntime", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSSupport", logging, lifecycle], path: "Shared/Runtime"),
+
+        // Services: a thin executable each, its logic in a library tests can import.
+        .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
+        .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
     ]
 )

@@ -17,6 +17,9 @@ public struct ServerURL: Sendable, Equatable {
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         public let message: String
         public var description: String { message }
+
+        /// Lets callers that interpret a URL's parts (query keys, say) report problems as parse errors too.
+        public init(message: String) { self.message = message }
     }
 
     public init(parsing text: String, schemes: Set<String>) throws {

@@ -1,0 +1,36 @@
+import CSSModel
+import CSSPostgres
+import CSSSupport
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The whole `main` of a command-consuming service.
+public enum ServiceMain {
+    /// Reads configuration, sets up logging, runs the service until SIGTERM/SIGINT and
+    /// exits: 0 after a graceful shutdown, 78 (EX_CONFIG) naming the bad variable, 1 otherwise.
+    public static func run(service: String, schema: String, handler: any CommandHandler, migrations: [Migration]) async -> Never {
+        let environment = Environment.process
+        do {
+            let level = try HostSettings.logLevel(environment)
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "css.\(service)")
+            let settings = try HostSettings.fromEnvironment(environment, service: service)
+            let host = ServiceHost(service: service, schema: schema, handler: handler, migrations: migrations,
+                                   settings: settings, clock: SystemClock(), logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            exit(0)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("\(service): configuration error: \(error)\n".utf8))
+            exit(78)
+        } catch {
+            FileHandle.standardError.write(Data("\(service): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}
