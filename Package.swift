@@ -36,8 +36,12 @@ let package = Package(
         // Reliable messaging and the service runtime: inbox, outbox, command processing, lifecycle.
         .target(name: "CSSRuntime", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSSupport", logging, lifecycle], path: "Shared/Runtime"),
 
+        // What integration tests share: fresh vhosts and databases, service processes, a contract client.
+        .target(name: "CSSTestSupport", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSRuntime", "CSSSupport", logging], path: "Shared/TestSupport"),
+
         // Services: a thin executable each, its logic in a library tests can import.
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
+        .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
     ]
 )

@@ -1,0 +1,141 @@
+import CSSAMQP
+import CSSModel
+import CSSRuntime
+import Foundation
+import Logging
+
+/// Talks to the services the way an integrator does: publishes commands to
+/// `css.commands` with a `reply_to`, matches replies by `correlation_id`, and keeps
+/// every event published on `css.events` and every dead letter.
+public final class ContractClient: @unchecked Sendable {
+    public let publisher: AMQPPublisher
+    let replies: AMQPConsumer
+    let eventTap: AMQPConsumer
+    let deadTap: AMQPConsumer
+    public let replyQueue: String
+    private let lock = NSLock()
+    private var waiting: [String: CheckedContinuation<Reply, Error>] = [:]
+    private var early: [String: Reply] = [:]
+    private var collected: [CloudEvent] = []
+    private var dead: [Delivery] = []
+    private var tasks: [Task<Void, Never>] = []
+
+    public init(amqp: AMQPConfiguration, logger: Logger) {
+        let id = UUID().uuidString.prefix(8).lowercased()
+        replyQueue = "test.replies.\(id)"
+        let eventQueue = "test.events.\(id)"
+        let deadQueue = "test.dead.\(id)"
+        let topology = ContractTopology.base.merging(Topology(
+            queues: [.init(replyQueue), .init(eventQueue), .init(deadQueue)],
+            bindings: [.init(queue: eventQueue, exchange: ExchangeName.events, routingKey: "#"),
+                       .init(queue: deadQueue, exchange: ExchangeName.dead, routingKey: "")]))
+        publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "test-client", logger: logger)
+        replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: 1000, name: "test-replies", logger: logger)
+        eventTap = AMQPConsumer(configuration: amqp, topology: topology, queue: eventQueue, prefetch: 1000, name: "test-events", logger: logger)
+        deadTap = AMQPConsumer(configuration: amqp, topology: topology, queue: deadQueue, prefetch: 100, name: "test-dead", logger: logger)
+        tasks.append(Task { [replies] in
+            while let batch = await replies.nextBatch(max: 500) {
+                for d in batch {
+                    guard let id = d.properties.correlationID, let json = try? JSONValue.parse(d.body), let reply = Reply(json: json) else { continue }
+                    self.resolve(id, reply)
+                }
+                replies.ack(batch)
+            }
+        })
+        tasks.append(Task { [eventTap] in
+            while let batch = await eventTap.nextBatch(max: 500) {
+                let events = batch.compactMap { (try? JSONValue.parse($0.body)).flatMap(CloudEvent.init(json:)) }
+                self.lock.withLock { self.collected += events }
+                eventTap.ack(batch)
+            }
+        })
+        tasks.append(Task { [deadTap] in
+            while let batch = await deadTap.nextBatch(max: 100) {
+                self.lock.withLock { self.dead += batch }
+                deadTap.ack(batch)
+            }
+        })
+    }
+
+    private func resolve(_ id: String, _ reply: Reply) {
+        let c: CheckedContinuation<Reply, Error>? = lock.withLock {
+            if let c = waiting.removeValue(forKey: id) { return c }
+            early[id] = reply
+            return nil
+        }
+        c?.resume(returning: reply)
+    }
+
+    /// Publishes a raw command and waits for its reply.
+    public func sendRaw(_ command: String, body: [UInt8], messageID: String? = UUID().uuidString, contentType: String? = "application/json",
+                        timeout: Duration = .seconds(30)) async throws -> Reply {
+        let correlationID = UUID().uuidString
+        try await publish(command, body: body, messageID: messageID, correlationID: correlationID, replyTo: replyQueue, contentType: contentType)
+        return try await reply(correlationID: correlationID, timeout: timeout)
+    }
+
+    public func send(_ command: String, _ body: JSONValue, messageID: String = UUID().uuidString, timeout: Duration = .seconds(30)) async throws -> Reply {
+        try await sendRaw(command, body: body.encoded(), messageID: messageID, timeout: timeout)
+    }
+
+    /// Publishes without waiting for a reply (with or without `reply_to`).
+    public func publish(_ command: String, body: [UInt8], messageID: String?, correlationID: String? = nil, replyTo: String? = nil,
+                        contentType: String? = "application/json") async throws {
+        let message = OutgoingMessage(exchange: ExchangeName.commands, routingKey: command, body: body, properties: MessageProperties(
+            contentType: contentType, messageID: messageID, correlationID: correlationID, replyTo: replyTo, persistent: true))
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let failure: AMQPError?
+            do {
+                try await publisher.publish(message)
+                failure = nil
+            } catch {
+                failure = error
+            }
+            guard let failure else { return }
+            guard failure.code == "connection_lost", ContinuousClock.now < deadline else { throw failure }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Waits for the reply with `correlationID`.
+    public func reply(correlationID: String, timeout: Duration = .seconds(30)) async throws -> Reply {
+        try await withThrowingTaskGroup(of: Reply.self) { group in
+            group.addTask {
+                try await withCheckedThrowingContinuation { c in
+                    let ready: Reply? = self.lock.withLock {
+                        if let r = self.early.removeValue(forKey: correlationID) { return r }
+                        self.waiting[correlationID] = c
+                        return nil
+                    }
+                    if let ready { c.resume(returning: ready) }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                let c = self.lock.withLock { self.waiting.removeValue(forKey: correlationID) }
+                c?.resume(throwing: TestSupportError("no reply for \(correlationID) within \(timeout)"))
+                throw TestSupportError("no reply for \(correlationID) within \(timeout)")
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+
+    public var events: [CloudEvent] { lock.withLock { collected } }
+    public var deadLetters: [Delivery] { lock.withLock { dead } }
+
+    public func events(ofType type: String) -> [CloudEvent] { events.filter { $0.type == type } }
+
+    public func close() async {
+        await replies.stopConsuming()
+        await eventTap.stopConsuming()
+        await deadTap.stopConsuming()
+        for t in tasks { await t.value }
+        await replies.close()
+        await eventTap.close()
+        await deadTap.close()
+        await publisher.close()
+    }
+}

@@ -1,0 +1,85 @@
+import CSSAMQP
+import CSSModel
+import CSSPostgres
+import CSSTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// A running intake process on a fresh vhost and database, with a contract client.
+struct IntakeHarness {
+    let amqp: AMQPConfiguration
+    let database: PostgresConfiguration
+    let db: PostgresClient
+    let client: ContractClient
+    var processes: [ServiceProcess]
+    let logger: Logger
+
+    static func start(processes count: Int = 1, env: [String: String] = [:]) async throws -> IntakeHarness {
+        var logger = Logger(label: "intake-tests")
+        logger.logLevel = .warning
+        let amqp = try TestServers.freshVhost("intake")
+        let database = try await TestServers.freshDatabase("intake", logger: logger)
+        let client = ContractClient(amqp: amqp, logger: logger)
+        var processes: [ServiceProcess] = []
+        for _ in 0..<count {
+            let p = try ServiceProcess(name: "intake", amqp: amqp, database: database, extra: env)
+            try p.start()
+            processes.append(p)
+        }
+        let harness = IntakeHarness(amqp: amqp, database: database, db: PostgresClient(configuration: database, size: 2, logger: logger),
+                                    client: client, processes: processes, logger: logger)
+        try await harness.waitUntilReady()
+        return harness
+    }
+
+    /// Ready once a command gets an answer (the process migrated and consumes).
+    func waitUntilReady() async throws {
+        let reply = try await client.send(CommandName.ticketGet, ["trackingNumber": "INC-000000"], timeout: .seconds(60))
+        #expect(reply == .rejected([CommandError(code: ErrorCode.unknownTicket, field: "trackingNumber", message: "no ticket INC-000000 exists")]))
+    }
+
+    func stop() async {
+        for p in processes { await p.stop() }
+        await client.close()
+        await db.close()
+        await TestServers.dropDatabase(database, logger: logger)
+        TestServers.deleteVhost(amqp)
+    }
+
+    func onboard(_ customerId: String = "acme", contacts: [JSONValue]? = nil, extra: [String: JSONValue] = [:]) async throws -> Reply {
+        var body: JSONObject = [
+            "customerId": .string(customerId), "name": "Acme Corp", "timeZone": "America/Toronto", "supportRegion": "CA-ON",
+            "team": "cloud-ops", "contractYearStart": "2026-01-01",
+            "contacts": .array(contacts ?? [["email": "ana@acme.example", "name": "Ana", "phone": "+1 555 0100", "primary": true],
+                                             ["email": "bo@acme.example", "name": "Bo"]]),
+            "changeContacts": ["cio@acme.example"], "catalogue": ["password-reset", "add-user"],
+            "quotas": ["standard": 120, "nonStandard": 12],
+        ]
+        for (k, v) in extra { body[k] = v }
+        return try await client.send(CommandName.customerOnboard, .object(body))
+    }
+
+    static func incident(_ overrides: [String: JSONValue] = [:]) -> JSONValue {
+        var body: JSONObject = ["customerId": "acme", "contactEmail": "ana@acme.example", "kind": "incident",
+                                "environment": "production", "summary": "Portal down", "impact": "outage"]
+        for (k, v) in overrides { body[k] = v }
+        return .object(body)
+    }
+
+    func count(_ sql: String, _ parameters: [PostgresValue] = []) async throws -> Int {
+        try await db.withSession { session in try session.query(sql, parameters)[0].int(0) }
+    }
+}
+
+extension Reply {
+    var result: JSONValue? {
+        if case .ok(let r) = self { return r }
+        return nil
+    }
+
+    var errors: [CommandError] {
+        if case .rejected(let e) = self { return e }
+        return []
+    }
+}
