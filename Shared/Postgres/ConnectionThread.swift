@@ -18,8 +18,11 @@ final class ConnectionThread: SerialExecutor, @unchecked Sendable {
     /// - Parameter onStop: runs on the thread after the last queued work, before it exits.
     init(name: String, onStop: @escaping @Sendable () -> Void) {
         self.onStop = onStop
-        let thread = Thread { [self] in run() }
-        thread.name = name
+        let thread = Thread { [self] in
+            // Named from inside: swift-corelibs-foundation only names the OS thread when it is the current one.
+            Thread.current.name = name
+            run()
+        }
         thread.start()
     }
 
