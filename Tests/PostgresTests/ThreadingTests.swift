@@ -1,6 +1,7 @@
-import CSSPostgres
 import Foundation
 import Testing
+
+@testable import CSSPostgres
 
 #if canImport(Glibc)
 import Glibc
@@ -12,10 +13,11 @@ import Glibc
         let threads = try await (0..<5).asyncMap { _ in
             try await connection.withTransaction { _ in UInt(pthread_self()) }
         }
-        let name = try await connection.withSession { _ in Thread.current.name }
+        let onConnectionThread = try await connection.withSession { _ in ConnectionThread.isCurrent }
         #expect(Set(threads).count == 1)
         #expect(threads[0] != UInt(pthread_self()))
-        #expect(name == "css-postgres")
+        #expect(onConnectionThread)
+        #expect(!ConnectionThread.isCurrent)
         await connection.close()
     }
 
