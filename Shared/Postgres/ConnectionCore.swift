@@ -90,6 +90,7 @@ final class ConnectionCore {
     }
 
     private func open() throws -> OpaquePointer {
+        assert(ConnectionThread.isCurrent, "libpq used off its connection thread")
         let pairs = configuration.connectionParameters
         if let bad = pairs.first(where: { $0.1.utf8.contains(0) }) {
             throw PostgresError(code: PostgresError.connectionFailed, message: "connection setting \(bad.0) contains a NUL character")
@@ -160,6 +161,7 @@ final class ConnectionCore {
     }
 
     private func liveConnection() throws -> OpaquePointer {
+        assert(ConnectionThread.isCurrent, "libpq used off its connection thread")
         if isClosed {
             throw PostgresError(code: PostgresError.connectionClosed, message: "the connection was closed")
         }
@@ -262,7 +264,7 @@ final class ConnectionCore {
     func transaction<T>(retryBegin: Bool, _ body: () throws -> T) throws -> T {
         let connection = try liveConnection()
         guard PQtransactionStatus(connection) == PQTRANS_IDLE else {
-            throw PostgresError(code: PostgresError.transactionLeftOpen, message: "a transaction is already open on this session")
+            throw PostgresError(code: PostgresError.transactionInProgress, message: "a transaction is already open on this session; transactions do not nest")
         }
         do {
             _ = try run("BEGIN", [])

@@ -18,10 +18,19 @@ final class ConnectionThread: SerialExecutor, @unchecked Sendable {
     /// - Parameter onStop: runs on the thread after the last queued work, before it exits.
     init(name: String, onStop: @escaping @Sendable () -> Void) {
         self.onStop = onStop
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            Thread.current.threadDictionary[Self.marker] = true
+            run()
+        }
+        // Best effort: on Linux, swift-corelibs-foundation does not always pass this on to the OS thread.
         thread.name = name
         thread.start()
     }
+
+    private static let marker = "css.postgres.connection-thread"
+
+    /// Whether the caller is running on a connection thread; libpq calls assert it in debug builds.
+    static var isCurrent: Bool { Thread.current.threadDictionary[marker] as? Bool ?? false }
 
     func enqueue(_ job: consuming ExecutorJob) {
         push(UnownedJob(job))

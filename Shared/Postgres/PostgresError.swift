@@ -67,6 +67,7 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
     public static let invalidParameter = "invalid_parameter"
     public static let transactionAborted = "transaction_aborted"
     public static let transactionLeftOpen = "transaction_left_open"
+    public static let transactionInProgress = "transaction_in_progress"
     public static let sessionExpired = "session_expired"
     public static let queryFailed = "query_failed"
     public static let unsupportedResult = "unsupported_result"

@@ -61,4 +61,15 @@ private struct DomainRefused: Error {}
             #expect(try await client.query("SELECT id FROM \(schema).tickets").map { try $0.int(0) } == [2])
         }
     }
+
+    @Test func transactionsDoNotNest() async throws {
+        try await withFreshSchema { client, _ in
+            let error = await #expect(throws: PostgresError.self) {
+                try await client.withTransaction { session in
+                    try session.withTransaction { _ in }
+                }
+            }
+            #expect(error?.code == "transaction_in_progress")
+        }
+    }
 }
