@@ -80,16 +80,19 @@ final class AMQPLink {
 
     func declare(_ topology: Topology) throws(AMQPError) {
         let c = try conn()
+        // amqp_cstring_bytes keeps the pointer it is given: the pool keeps the C strings alive.
+        let pool = CStringPool()
+        defer { withExtendedLifetime(pool) {} }
         for exchange in topology.exchanges {
-            amqp_exchange_declare(c, channel, amqp_cstring_bytes(exchange.name), amqp_cstring_bytes(exchange.type), 0, 1, 0, 0, amqp_empty_table)
+            amqp_exchange_declare(c, channel, pool.bytes(exchange.name), pool.bytes(exchange.type), 0, 1, 0, 0, amqp_empty_table)
             try check("declaring exchange \(exchange.name)")
         }
         for queue in topology.queues {
-            amqp_queue_declare(c, channel, amqp_cstring_bytes(queue.name), 0, queue.durable ? 1 : 0, queue.exclusive ? 1 : 0, queue.autoDelete ? 1 : 0, amqp_empty_table)
+            amqp_queue_declare(c, channel, pool.bytes(queue.name), 0, queue.durable ? 1 : 0, queue.exclusive ? 1 : 0, queue.autoDelete ? 1 : 0, amqp_empty_table)
             try check("declaring queue \(queue.name)")
         }
         for binding in topology.bindings {
-            amqp_queue_bind(c, channel, amqp_cstring_bytes(binding.queue), amqp_cstring_bytes(binding.exchange), amqp_cstring_bytes(binding.routingKey), amqp_empty_table)
+            amqp_queue_bind(c, channel, pool.bytes(binding.queue), pool.bytes(binding.exchange), pool.bytes(binding.routingKey), amqp_empty_table)
             try check("binding \(binding.queue) to \(binding.exchange) with \(binding.routingKey)")
         }
     }
@@ -102,16 +105,20 @@ final class AMQPLink {
     /// Starts consuming; returns the consumer tag.
     func consume(queue: String, prefetch: Int) throws(AMQPError) -> String {
         let c = try conn()
+        let pool = CStringPool()
+        defer { withExtendedLifetime(pool) {} }
         amqp_basic_qos(c, channel, 0, UInt16(clamping: prefetch), 0)
         try check("setting prefetch")
-        let ok = amqp_basic_consume(c, channel, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
+        let ok = amqp_basic_consume(c, channel, pool.bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
         try check("consuming from \(queue)")
         guard let ok else { throw AMQPError(code: "channel_closed", message: "no consume-ok for \(queue)") }
         return Self.string(ok.pointee.consumer_tag) ?? ""
     }
 
     func cancel(consumerTag: String) throws(AMQPError) {
-        amqp_basic_cancel(try conn(), channel, amqp_cstring_bytes(consumerTag))
+        let pool = CStringPool()
+        defer { withExtendedLifetime(pool) {} }
+        amqp_basic_cancel(try conn(), channel, pool.bytes(consumerTag))
         try check("cancelling consumer")
     }
 
@@ -293,7 +300,7 @@ final class AMQPLink {
 }
 
 /// C copies of strings that must stay alive across one librabbitmq call.
-private final class CStringPool {
+final class CStringPool {
     private var pointers: [UnsafeMutablePointer<CChar>] = []
 
     func bytes(_ s: String) -> amqp_bytes_t {

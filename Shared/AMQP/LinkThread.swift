@@ -127,6 +127,9 @@ final class LinkThread: @unchecked Sendable {
         onDisconnect?(self, error)
     }
 
+    /// When the next connect attempt may start (after a failure, backoff).
+    private var nextAttempt = ContinuousClock.now
+
     private func connect() {
         do throws(AMQPError) {
             try link.open(configuration, name: name)
@@ -148,20 +151,21 @@ final class LinkThread: @unchecked Sendable {
             if attempt == 1 || attempt % 10 == 0 {
                 logger.warning("AMQP connect failed; retrying", metadata: ["amqp.connection": "\(name)", "amqp.url": "\(configuration.redactedURL)", "error.message": "\(error.message)", "retry.attempt": "\(attempt)"])
             }
-            waitForWake(milliseconds: Int32(Backoff.milliseconds(delay)))
+            nextAttempt = ContinuousClock.now + delay
         }
     }
 
+    /// Waits on the wake-up pipe (jobs or stop) for at most `milliseconds`.
     private func waitForWake(milliseconds: Int32) {
         var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-        _ = poll(&fds, 1, milliseconds)
+        _ = poll(&fds, 1, max(0, milliseconds))
     }
 
     private func run() {
         let pollTimeout = Int32(max(100, min(1000, configuration.heartbeatSeconds * 1000 / 4)))
         while true {
             drainWakePipe()
-            if !connected && !isStopping {
+            if !connected && !isStopping && ContinuousClock.now >= nextAttempt {
                 connect()
             }
             for job in takeJobs() {
@@ -172,7 +176,12 @@ final class LinkThread: @unchecked Sendable {
                 for job in takeJobs() { job(self) }
                 break
             }
-            guard connected else { continue }
+            guard connected else {
+                // Backing off: jobs still run (and fail fast), but do not hasten the next attempt.
+                let wait = nextAttempt - ContinuousClock.now
+                waitForWake(milliseconds: Int32(clamping: Backoff.milliseconds(wait)))
+                continue
+            }
             readAvailable()
             guard connected else { continue }
             var fds = [
