@@ -3,6 +3,7 @@ import PackageDescription
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "customer-success-backbone",
@@ -20,5 +21,15 @@ let package = Package(
         // Small, dependency-free helpers every layer uses (backoff, environment, URLs).
         .target(name: "CSSSupport", path: "Shared/Support"),
         .testTarget(name: "SupportTests", dependencies: ["CSSSupport"], path: "Tests/SupportTests"),
+
+        // Business-hours calendar engine: pure, no I/O except the explicit TZif loader.
+        .target(name: "CSSCalendar", path: "Shared/Calendar"),
+        .testTarget(name: "CalendarTests", dependencies: ["CSSCalendar"], path: "Tests/CalendarTests"),
+
+        // Operator tool; `cssctl calendar ...` is its first subcommand group.
+        .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
+
+        // Plain release-mode benchmark harness (run with `swift run -c release calendar-bench`).
+        .executableTarget(name: "calendar-bench", dependencies: ["CSSCalendar"], path: "Benchmarks/CalendarBench"),
     ]
 )

@@ -1,0 +1,1 @@
+print("calendar-bench: not yet implemented")

@@ -1,0 +1,1 @@
+print("cssctl: not yet implemented")
