@@ -131,6 +131,7 @@ public struct BusinessCalendar: Sendable {
         if to == from { return 0 }
         var total: Int64 = 0
         try scan(from: from, until: to) { a, b in
+            if a >= to { return false }
             if b >= to {
                 total += to - a
                 return false
