@@ -37,10 +37,11 @@ public struct ICalendarHolidays: Sendable {
         // Unfold: a line starting with a space or tab continues the previous one.
         var lines: [(Int, String)] = []
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on bytes: in a Swift String "\r\n" is one Character, so Character splitting would miss CRLF.
+        for raw in text.utf8.split(separator: 10, omittingEmptySubsequences: false) {
             lineNo += 1
-            var line = Substring(raw)
-            if line.hasSuffix("\r") { line = line.dropLast() }
+            let bytes = raw.last == 13 ? raw.dropLast() : raw[...]
+            let line = Substring(String(decoding: bytes, as: UTF8.self))
             if let first = line.first, first == " " || first == "\t", !lines.isEmpty {
                 lines[lines.count - 1].1 += line.dropFirst()
             } else if !line.isEmpty {
