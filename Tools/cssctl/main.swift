@@ -1,1 +1,0 @@
-print("cssctl: not yet implemented")
