@@ -21,6 +21,7 @@ public struct HolidayRegion: Hashable, Sendable {
     public let code: String
 
     public static let supportedCodes = ["US", "CA-ON", "GB-ENG", "DE", "FR", "NL", "AU-NSW"]
+        + RuleBuilder.germanStates.map { "DE-" + $0 }
 
     /// - Throws: `unknown_region` for a code without rules here.
     public init(code: String) throws(CalendarError) {
@@ -60,6 +61,9 @@ public struct HolidayRegion: Hashable, Sendable {
         case "CA-ON": r.ontario()
         case "GB-ENG": r.england()
         case "DE": r.germany()
+        case let c where c.hasPrefix("DE-"):
+            r.germany()
+            r.germanState(String(c.dropFirst(3)))
         case "FR": r.france()
         case "NL": r.netherlands()
         case "AU-NSW": r.newSouthWales()
@@ -211,6 +215,43 @@ struct RuleBuilder {
         if year == 2017 { add(date(10, 31), "Reformation Day") }
         add(date(12, 25), "Christmas Day")
         add(date(12, 26), "Second Day of Christmas")
+    }
+
+    static let germanStates = ["BB", "BE", "BW", "BY", "HB", "HE", "HH", "MV", "NI", "NW", "RP", "SH", "SL", "SN", "ST", "TH"]
+
+    /// State public holidays on top of the national ones (Feiertagsgesetze der Länder). Days that
+    /// only apply to predominantly Catholic municipalities (Assumption in Bavaria, Corpus Christi
+    /// in parts of Saxony and Thuringia) are not state-wide and are left to explicit lists.
+    mutating func germanState(_ state: String) {
+        let epiphany = ["BW", "BY", "ST"], corpusChristi = ["BW", "BY", "HE", "NW", "RP", "SL"]
+        let allSaints = ["BW", "BY", "NW", "RP", "SL"]
+        if epiphany.contains(state) { add(date(1, 6), "Epiphany") }
+        if state == "BE" && year >= 2019 || state == "MV" && year >= 2023 { add(date(3, 8), "Women's Day") }
+        if state == "BE" {
+            // One-off Berlin holidays by state law.
+            switch year {
+            case 2020: add(date(5, 8), "75th anniversary of the liberation from Nazism and the end of the Second World War in Europe")
+            case 2025: add(date(5, 8), "80th anniversary of the liberation from Nazism and the end of the Second World War in Europe")
+            case 2028: add(date(6, 17), "75th anniversary of the East German uprising of 1953")
+            default: break
+            }
+        }
+        if state == "BB" {
+            add(easter, "Easter Sunday")
+            add(easter.adding(days: 49), "Whit Sunday")
+        }
+        if corpusChristi.contains(state) { add(easter.adding(days: 60), "Corpus Christi") }
+        if state == "SL" { add(date(8, 15), "Assumption Day") }
+        if state == "TH" && year >= 2019 { add(date(9, 20), "World Children's Day") }
+        if ["BB", "MV", "SN", "ST", "TH"].contains(state) || (["HB", "HH", "NI", "SH"].contains(state) && year >= 2018) {
+            if year != 2017 { add(date(10, 31), "Reformation Day") }
+        }
+        if allSaints.contains(state) { add(date(11, 1), "All Saints' Day") }
+        if state == "SN" {
+            // Repentance and Prayer Day: the Wednesday before 23 November.
+            let nov22 = date(11, 22)
+            add(nov22.adding(days: -((nov22.weekday.rawValue - Weekday.wednesday.rawValue + 7) % 7)), "Repentance and Prayer Day")
+        }
     }
 
     /// French public holidays (Code du travail, art. L3133-1); Whit Monday was a

@@ -20,6 +20,8 @@ REGIONS = {
     "NL": ("NL", None),
     "AU-NSW": ("AU", "NSW"),
 }
+for state in ["BB", "BE", "BW", "BY", "HB", "HE", "HH", "MV", "NI", "NW", "RP", "SH", "SL", "SN", "ST", "TH"]:
+    REGIONS[f"DE-{state}"] = ("DE", state)
 
 
 def main():
