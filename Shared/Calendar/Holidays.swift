@@ -128,6 +128,12 @@ struct RuleBuilder {
         }
     }
 
+    /// Sunday → the following Monday only.
+    mutating func addSundayToMonday(_ d: LocalDate, _ name: String) {
+        add(d, name)
+        if d.weekday == .sunday { add(d.adding(days: 1), name + " (observed)") }
+    }
+
     /// Saturday → Monday, Sunday → Tuesday (the Christmas/Boxing Day pair).
     mutating func addNextMondayTuesday(_ d: LocalDate, _ name: String) {
         add(d, name)
@@ -286,26 +292,40 @@ struct RuleBuilder {
         add(date(12, 26), "Second Day of Christmas")
     }
 
-    /// New South Wales public holidays (Public Holidays Act 2010).
+    /// New South Wales public holidays (Public Holidays Act 2010; before 2011 the Banks and
+    /// Bank Holidays Act 1912, which only substituted days falling on a Sunday).
     mutating func newSouthWales() {
-        addNextMonday(date(1, 1), "New Year's Day")
-        // Australia Day moves (not adds) to Monday when it falls on a weekend.
+        let modern = year >= 2011
+        if modern { addNextMonday(date(1, 1), "New Year's Day") } else { addSundayToMonday(date(1, 1), "New Year's Day") }
         let australia = date(1, 26)
-        switch australia.weekday {
-        case .saturday: add(australia.adding(days: 2), "Australia Day")
-        case .sunday: add(australia.adding(days: 1), "Australia Day")
-        default: add(australia, "Australia Day")
+        if modern {
+            // Australia Day moves (not adds) to Monday when it falls on a weekend.
+            switch australia.weekday {
+            case .saturday: add(australia.adding(days: 2), "Australia Day")
+            case .sunday: add(australia.adding(days: 1), "Australia Day")
+            default: add(australia, "Australia Day")
+            }
+        } else {
+            addSundayToMonday(australia, "Australia Day")
         }
         add(easter.adding(days: -2), "Good Friday")
         add(easter.adding(days: -1), "Easter Saturday")
-        add(easter, "Easter Sunday")
+        if modern { add(easter, "Easter Sunday") }
         add(easter.adding(days: 1), "Easter Monday")
         // ANZAC Day gets a weekend substitute only for 2026 and 2027 (NSW proclamation).
-        if (2026...2027).contains(year) { addNextMonday(date(4, 25), "ANZAC Day") } else { add(date(4, 25), "ANZAC Day") }
+        if !modern { addSundayToMonday(date(4, 25), "ANZAC Day") } else if (2026...2027).contains(year) { addNextMonday(date(4, 25), "ANZAC Day") } else { add(date(4, 25), "ANZAC Day") }
         add(nth(2, .monday, of: 6), year >= 2023 ? "King's Birthday" : "Queen's Birthday")
         add(nth(1, .monday, of: 10), "Labor Day")
-        addNextMondayTuesday(date(12, 25), "Christmas Day")
-        addNextMondayTuesday(date(12, 26), "Boxing Day")
+        if modern {
+            addNextMondayTuesday(date(12, 25), "Christmas Day")
+            addNextMondayTuesday(date(12, 26), "Boxing Day")
+        } else {
+            add(nth(1, .monday, of: 8), "Bank Holiday")
+            let christmas = date(12, 25)
+            add(christmas, "Christmas Day")
+            if christmas.weekday == .sunday { add(christmas.adding(days: 2), "Christmas Day (observed)") }
+            addSundayToMonday(date(12, 26), "Boxing Day")
+        }
         if year == 2022 { add(date(9, 22), "National Day of Mourning for Queen Elizabeth II") }
     }
 }
