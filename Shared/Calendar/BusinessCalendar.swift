@@ -157,8 +157,11 @@ public struct BusinessCalendar: Sendable {
     public func nextOpening(atOrAfter t: Int64) throws(CalendarError) -> Int64? {
         var prevEnd = Int64.min
         var found: Int64?
+        // Start one second early to learn whether t itself continues a span; at the very first
+        // covered second there is nothing earlier to look at.
+        let from = (try? localDay(of: t - 1)) != nil ? t - 1 : t
         do {
-            try scan(from: t - 1) { a, b in
+            try scan(from: from) { a, b in
                 if a != prevEnd && a >= t {
                     found = a
                     return false

@@ -44,6 +44,18 @@ import Testing
         #expect(try business.adding(businessSeconds: 4 * 3600, to: christmasEve) == t("2026-12-29T16:00:00Z"))
     }
 
+    @Test func onlyTheSupportRegionsHolidaysApply() throws { // R-SLA-2
+        // US Thanksgiving (Thursday 26 November 2026) is an ordinary business day for an Ontario customer,
+        // and Victoria Day (18 May 2026) is one for a US customer.
+        let ontario = try toronto()
+        #expect(try ontario.isBusinessDay(d("2026-11-26")))
+        #expect(try !ontario.isBusinessDay(d("2026-05-18")))
+        let us = try Self.cache.calendar(CalendarSpec(kind: .business, timeZone: "America/Toronto", region: "US"))
+        #expect(try us.isBusinessDay(d("2026-05-18")))
+        #expect(try !us.isBusinessDay(d("2026-11-26")))
+        #expect(try ontario.isBusinessTime(t("2026-11-26T15:00:00Z")))
+    }
+
     @Test func transitionsChangeTheRealLengthOfAWindow() throws { // R-SLA-2
         let ny = OpeningHours(days: Weekday.allCases, open: try TimeOfDay(parsing: "00:30"), close: try TimeOfDay(parsing: "03:30"))
         let cal = try Self.cache.calendar(CalendarSpec(kind: .business, timeZone: "America/New_York", openingHours: ny))
@@ -111,6 +123,8 @@ import Testing
 
     @Test func outOfRangeIsAnErrorNotAGuess() throws {
         let cal = try CalendarSpec(kind: .business, timeZone: "Europe/Paris", region: "FR", years: 2026...2026).build()
+        // The first covered second (00:00 Paris on 1 January 2026, a holiday) still answers.
+        #expect(try cal.nextOpening(atOrAfter: t("2025-12-31T23:00:00Z")) == t("2026-01-02T07:00:00Z"))
         #expect(try cal.adding(businessSeconds: 3600, to: t("2026-06-01T08:00:00Z")) == t("2026-06-01T09:00:00Z"))
         do {
             _ = try cal.adding(businessSeconds: 3600, to: t("2027-06-01T08:00:00Z"))
