@@ -3,6 +3,7 @@ import PackageDescription
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "customer-success-backbone",
@@ -25,6 +26,10 @@ let package = Package(
         .target(name: "CSSModel", path: "Shared/Model"),
         .testTarget(name: "ModelTests", dependencies: ["CSSModel"], path: "Tests/ModelTests"),
 
+        // Business-hours calendar engine: pure, no I/O except the explicit TZif loader.
+        .target(name: "CSSCalendar", path: "Shared/Calendar"),
+        .testTarget(name: "CalendarTests", dependencies: ["CSSCalendar"], path: "Tests/CalendarTests"),
+
         // One wrapper per C client; C pointers never leave them.
         .target(name: "CSSAMQP", dependencies: ["CLibRabbitMQ", "CSSSupport", logging], path: "Shared/AMQP"),
         .testTarget(name: "AMQPTests", dependencies: ["CSSAMQP", "CSSSupport", logging], path: "Tests/AMQPTests"),
@@ -43,5 +48,11 @@ let package = Package(
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
+
+        // Operator tool; `cssctl calendar ...` is its first subcommand group.
+        .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
+
+        // Plain release-mode benchmark harness (run with `swift run -c release calendar-bench`).
+        .executableTarget(name: "calendar-bench", dependencies: ["CSSCalendar"], path: "Benchmarks/CalendarBench"),
     ]
 )
