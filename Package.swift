@@ -47,6 +47,7 @@ let package = Package(
         // Services: a thin executable each, its logic in a library tests can import.
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
+        .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel"], path: "Tests/IntakeTests"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
         // Operator tool; `cssctl calendar ...` is its first subcommand group.

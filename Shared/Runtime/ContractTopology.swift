@@ -27,4 +27,14 @@ public enum ContractTopology {
     }
 
     public static func commandQueueName(service: String) -> String { "css.\(service).commands" }
+
+    /// A service's event queue, bound to each event type it consumes.
+    public static func eventQueue(service: String, types: [String]) -> Topology {
+        let queue = eventQueueName(service: service)
+        return base.merging(Topology(
+            queues: [.init(queue)],
+            bindings: types.map { .init(queue: queue, exchange: ExchangeName.events, routingKey: $0) }))
+    }
+
+    public static func eventQueueName(service: String) -> String { "css.\(service).events" }
 }

@@ -51,15 +51,17 @@ public final class ServiceHost: Service, Sendable {
     public let schema: String
     let settings: HostSettings
     let handler: any CommandHandler
+    let eventHandler: (any EventHandler)?
     let migrations: [Migration]
     let clock: any CSSModel.Clock
     let logger: Logger
 
-    public init(service: String, schema: String, handler: any CommandHandler, migrations: [Migration], settings: HostSettings,
-                clock: any CSSModel.Clock, logger: Logger) {
+    public init(service: String, schema: String, handler: any CommandHandler, eventHandler: (any EventHandler)? = nil,
+                migrations: [Migration], settings: HostSettings, clock: any CSSModel.Clock, logger: Logger) {
         self.service = service
         self.schema = schema
         self.handler = handler
+        self.eventHandler = eventHandler
         self.migrations = migrations
         self.settings = settings
         self.clock = clock
@@ -71,13 +73,23 @@ public final class ServiceHost: Service, Sendable {
         let applied = try await Migrator(schema: schema, migrations: migrations).migrate(client: client, logger: logger)
         logger.info("database ready", metadata: ["db.schema": "\(schema)", "db.applied": "\(applied)"])
 
-        let topology = ContractTopology.commandQueue(service: service, commands: handler.commandNames)
+        var topology = ContractTopology.commandQueue(service: service, commands: handler.commandNames)
+        if let eventHandler {
+            topology = topology.merging(ContractTopology.eventQueue(service: service, types: eventHandler.eventTypes))
+        }
         let publisher = AMQPPublisher(configuration: settings.amqp, topology: topology, name: "\(service)-publisher", logger: logger)
         let consumer = AMQPConsumer(configuration: settings.amqp, topology: topology, queue: ContractTopology.commandQueueName(service: service),
                                     prefetch: settings.prefetch, name: "\(service)-consumer", logger: logger)
         let relay = OutboxRelay(store: OutboxStore(schema: schema), client: client, publisher: publisher, logger: logger)
         let processor = CommandProcessor(service: service, schema: schema, handler: handler, client: client, consumer: consumer,
                                          relay: relay, clock: clock, logger: logger)
+        let eventConsumer = eventHandler.map { _ in
+            AMQPConsumer(configuration: settings.amqp, topology: topology, queue: ContractTopology.eventQueueName(service: service),
+                         prefetch: settings.prefetch, name: "\(service)-events", logger: logger)
+        }
+        let eventProcessor = eventHandler.flatMap { h in eventConsumer.map { c in
+            EventProcessor(service: service, schema: schema, handler: h, client: client, consumer: c, relay: relay, clock: clock, logger: logger)
+        } }
         logger.info("service started", metadata: ["service": "\(service)", "amqp.url": "\(settings.amqp.redactedURL)", "workers": "\(settings.workers)"])
 
         await withGracefulShutdownHandler {
@@ -86,17 +98,24 @@ public final class ServiceHost: Service, Sendable {
                 for _ in 0..<settings.workers {
                     group.addTask { await processor.run(batchSize: self.settings.batchSize) }
                 }
+                if let eventProcessor {
+                    group.addTask { await eventProcessor.run(batchSize: self.settings.batchSize) }
+                }
                 await group.waitForAll()
                 sweeper.cancel()
                 _ = await sweeper.value
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new commands; finishing those in hand")
-            Task { await consumer.stopConsuming() }
+            Task {
+                await consumer.stopConsuming()
+                await eventConsumer?.stopConsuming()
+            }
         }
         // Workers are done: their acks are queued and their outbox rows published (or
         // left for the sweeper of the next start). Closing sends the acks first.
         await consumer.close()
+        await eventConsumer?.close()
         await publisher.close()
         await client.close()
         logger.info("service stopped", metadata: ["service": "\(service)"])

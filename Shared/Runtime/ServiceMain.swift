@@ -9,7 +9,8 @@ import ServiceLifecycle
 public enum ServiceMain {
     /// Reads configuration, sets up logging, runs the service until SIGTERM/SIGINT and
     /// exits: 0 after a graceful shutdown, 78 (EX_CONFIG) naming the bad variable, 1 otherwise.
-    public static func run(service: String, schema: String, handler: any CommandHandler, migrations: [Migration]) async -> Never {
+    public static func run(service: String, schema: String, handler: any CommandHandler, eventHandler: (any EventHandler)? = nil,
+                           migrations: [Migration]) async -> Never {
         let environment = Environment.process
         do {
             let level = try HostSettings.logLevel(environment)
@@ -20,7 +21,7 @@ public enum ServiceMain {
             }
             let logger = Logger(label: "css.\(service)")
             let settings = try HostSettings.fromEnvironment(environment, service: service)
-            let host = ServiceHost(service: service, schema: schema, handler: handler, migrations: migrations,
+            let host = ServiceHost(service: service, schema: schema, handler: handler, eventHandler: eventHandler, migrations: migrations,
                                    settings: settings, clock: SystemClock(), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

@@ -69,17 +69,22 @@ public enum TestServers {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [root.appendingPathComponent("deploy/local/servers.sh").path] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        // A file, not a pipe: a server the script starts in the background inherits the
+        // descriptor and would keep a pipe open (no end of file) for as long as it runs.
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("servers-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
+        try? handle.close()
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         guard process.terminationStatus == 0 else {
-            throw TestSupportError("servers.sh \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(output)")
+            throw TestSupportError("servers.sh \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
         }
-        return output
+        return text
     }
 }
 

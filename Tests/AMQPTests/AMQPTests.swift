@@ -5,7 +5,7 @@ import Logging
 import Testing
 
 /// Runs against the real RabbitMQ started by deploy/local/servers.sh (CSS_AMQP_URL).
-@Suite(.serialized) struct AMQPTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct AMQPTests {
     let configuration: AMQPConfiguration
     let logger = Logger(label: "amqp-tests")
 

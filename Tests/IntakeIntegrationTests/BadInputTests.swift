@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// Bad input of every kind: a specific error, nothing half-stored, the queue keeps moving.
-@Suite(.serialized) struct BadInputTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct BadInputTests {
     @Test func unreadableBodiesAreAnsweredDeadLetteredAndNeverBlockTheQueue() async throws {
         try await IntakeHarness.with { h in
             _ = try await h.onboard()

@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// Intake end to end: real RabbitMQ, real PostgreSQL, the real `intake` executable.
-@Suite(.serialized) struct IntakeTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct IntakeTests {
     // R-TKT-1, R-CUS-1
     @Test func onboardsAndSubmitsAndAnswersWithATrackingNumber() async throws {
         try await IntakeHarness.with { h in

@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// Bursts, crashes, broker restarts and shutdowns, bounded in count and time.
-@Suite(.serialized) struct ResilienceTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ResilienceTests {
     /// Publishes `count` submits at once (each with its own message id and correlation id).
     static func publishBurst(_ h: IntakeHarness, count: Int, customer: String = "acme") async throws -> [(messageID: String, correlationID: String)] {
         var sent: [(String, String)] = []

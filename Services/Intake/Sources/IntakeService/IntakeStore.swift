@@ -151,6 +151,23 @@ struct IntakeStore {
             slaTargets: (try? JSONValue.parse(try r.string(21))) ?? [])
     }
 
+    func updateClassification(_ number: String, priority: Priority, requestClass: String?, dispatch: String?, status: TicketStatus, at: Date) throws {
+        try session.execute("""
+            UPDATE intake.tickets SET priority = $2, request_class = $3, dispatch = $4, status = $5, updated_at = greatest(updated_at, $6)
+            WHERE tracking_number = $1
+            """, [.string(number), .string(priority.rawValue), .optional(requestClass), .optional(dispatch), .string(status.rawValue), .date(at)])
+    }
+
+    func updatePriority(_ number: String, priority: Priority, at: Date) throws {
+        try session.execute("UPDATE intake.tickets SET priority = $2, updated_at = greatest(updated_at, $3) WHERE tracking_number = $1",
+                            [.string(number), .string(priority.rawValue), .date(at)])
+    }
+
+    func updateSLATargets(_ number: String, _ targets: JSONValue, at: Date) throws {
+        try session.execute("UPDATE intake.tickets SET sla_targets = $2, updated_at = greatest(updated_at, $3) WHERE tracking_number = $1",
+                            [.string(number), .json(targets.jsonText), .date(at)])
+    }
+
     func updateStatus(_ number: String, to status: TicketStatus, at: Date) throws {
         try session.execute("UPDATE intake.tickets SET status = $2, updated_at = $3 WHERE tracking_number = $1",
                             [.string(number), .string(status.rawValue), .date(at)])

@@ -1,0 +1,122 @@
+import CSSModel
+import CSSPostgres
+import CSSRuntime
+import Foundation
+
+/// What intake learns about its tickets from the classification and SLA services'
+/// events, kept so `ticket.get` can answer without reading their tables.
+public struct TicketReadModel: EventHandler {
+    public init() {}
+
+    public var eventTypes: [String] {
+        [EventType.ticketClassified, EventType.ticketReclassified, EventType.slaStarted, EventType.slaRescheduled,
+         EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]
+    }
+
+    public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
+        guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
+        }
+        let store = IntakeStore(session: context.session)
+        guard let ticket = try store.ticket(number, forUpdate: true) else {
+            throw CommandRejection(code: ErrorCode.unknownTicket, field: "data.trackingNumber", message: "no ticket \(number) exists")
+        }
+        let actor = event.data["by"]?.stringValue ?? event.source
+        switch event.type {
+        case EventType.ticketClassified:
+            let priority = try Self.priority(event.data["priority"], "data.priority")
+            let status = TicketLifecycle.classified(ticket.status)
+            try store.updateClassification(number, priority: priority, requestClass: event.data["requestClass"]?.stringValue,
+                                           dispatch: event.data["dispatch"]?.stringValue, status: status, at: event.time)
+            try store.appendAudit(number, event: "classified", action: nil, from: ticket.status, to: status, actor: actor, note: nil,
+                                  at: event.time, data: event.data)
+        case EventType.ticketReclassified:
+            let to = try Self.priority(event.data["to"], "data.to")
+            try store.updatePriority(number, priority: to, at: event.time)
+            try store.appendAudit(number, event: "reclassified", action: nil, from: nil, to: nil, actor: actor,
+                                  note: event.data["reason"]?.stringValue, at: event.time, data: event.data)
+        default:
+            let merged = try SLATargetsView.apply(event, to: ticket.slaTargets)
+            try store.updateSLATargets(number, merged, at: event.time)
+        }
+        return []
+    }
+
+    static func priority(_ value: JSONValue?, _ field: String) throws -> Priority {
+        guard let raw = value?.stringValue, let p = Priority(rawValue: raw) else {
+            throw CommandRejection(code: ErrorCode.invalidField, field: field, message: "\(field) must be P1..P4")
+        }
+        return p
+    }
+}
+
+/// The SLA targets of one ticket as `ticket.get` shows them, folded from `sla.*` events.
+///
+/// Pure: (targets, event) → targets. Each target keeps the time of the event it last
+/// took, and an older event never overwrites a newer one, so events that arrive out
+/// of order (several workers, redelivery) leave the same view.
+public enum SLATargetsView {
+    public static func apply(_ event: CloudEvent, to current: JSONValue) throws(CommandRejection) -> JSONValue {
+        var targets: [String: JSONObject] = [:]
+        var order: [String] = []
+        for t in current.arrayValue ?? [] {
+            guard let o = t.objectValue, let name = o["target"]?.stringValue else { continue }
+            targets[name] = o
+            order.append(name)
+        }
+        let time = RFC3339.format(event.time)
+        func update(_ name: String, _ change: (inout JSONObject) -> Void) {
+            var o = targets[name] ?? ["target": .string(name)]
+            if let seen = o["updatedAt"]?.stringValue.flatMap(RFC3339.parse), seen > event.time { return }
+            change(&o)
+            o["updatedAt"] = .string(time)
+            if targets[name] == nil { order.append(name) }
+            targets[name] = o
+        }
+        switch event.type {
+        case EventType.slaStarted, EventType.slaRescheduled:
+            guard let list = event.data["targets"]?.arrayValue else {
+                throw CommandRejection(code: ErrorCode.missingField, field: "data.targets", message: "\(event.type) carries no targets")
+            }
+            for t in list {
+                guard let o = t.objectValue, let name = o["target"]?.stringValue else {
+                    throw CommandRejection(code: ErrorCode.invalidField, field: "data.targets", message: "every target needs a name")
+                }
+                update(name) { view in
+                    for (k, v) in o { view[k] = v }
+                    if view["state"] == nil { view["state"] = "running" }
+                }
+            }
+        case EventType.slaWarning:
+            let name = try targetName(event)
+            update(name) { view in
+                view["lastWarning"] = event.data["threshold"] ?? .null
+                if let due = event.data["dueAt"] { view["dueAt"] = due }
+            }
+        case EventType.slaBreached:
+            let name = try targetName(event)
+            update(name) { view in
+                view["state"] = "breached"
+                view["breachedAt"] = .string(time)
+            }
+        case EventType.slaStopped:
+            let name = try targetName(event)
+            update(name) { view in
+                view["state"] = event.data["outcome"] ?? "stopped"
+                view["outcome"] = event.data["outcome"] ?? .null
+                view["businessSecondsUsed"] = event.data["businessSecondsUsed"] ?? .null
+                view["stoppedAt"] = .string(time)
+            }
+        default:
+            break
+        }
+        return .array(order.map { .object(targets[$0]!) })
+    }
+
+    static func targetName(_ event: CloudEvent) throws(CommandRejection) -> String {
+        guard let name = event.data["target"]?.stringValue else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.target", message: "\(event.type) carries no target")
+        }
+        return name
+    }
+}
