@@ -3,6 +3,9 @@ import CSSModel
 import CSSPostgres
 import CSSSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// Fresh, isolated places on the real servers for one test: a RabbitMQ vhost and a
@@ -64,25 +67,35 @@ public enum TestServers {
     }
 
     /// Runs `deploy/local/servers.sh` with `arguments`, failing with its output.
+    ///
+    /// Spawns and reaps the child with posix_spawn/waitpid: Foundation's
+    /// `Process.waitUntilExit` was seen to hang on Linux after the script had exited.
+    /// Output goes to a file, not a pipe, because a server the script starts in the
+    /// background would inherit a pipe and keep it open.
     @discardableResult
     public static func runScript(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("deploy/local/servers.sh").path] + arguments
-        // A file, not a pipe: a server the script starts in the background inherits the
-        // descriptor and would keep a pipe open (no end of file) for as long as it runs.
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("servers-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
+        let argv = ["/bin/bash", root.appendingPathComponent("deploy/local/servers.sh").path] + arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArgs = argv.map { strdup($0) }
+        cArgs.append(nil)
+        defer { for p in cArgs { free(p) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, cArgs, environ)
+        guard spawned == 0 else { throw TestSupportError("cannot run servers.sh: error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw TestSupportError("servers.sh \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            throw TestSupportError("servers.sh \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
         return text
     }
