@@ -56,12 +56,20 @@ public struct CommandContext {
     }
 }
 
+/// One command's outcome inside a batch: done, or refused with reasons.
+public typealias CommandResult = Result<CommandOutcome, CommandRejection>
+
 /// A service's command logic.
 ///
 /// `handle` runs inside the batch's database transaction, inside a savepoint of its
 /// own: throwing ``CommandRejection`` refuses the command and rolls back whatever the
 /// handler wrote, so nothing half-done is stored. The runtime takes care of the inbox,
 /// the reply, the `command.rejected` event and the outbox.
+///
+/// A handler may also take all new commands of one name in a batch at once
+/// (``handleBatch(_:context:)``) with set-based statements: one round trip per table
+/// instead of several per command. It must then refuse a command before writing
+/// anything for it, because there is no savepoint per command on that path.
 public protocol CommandHandler: Sendable {
     /// The routing keys this service consumes from `css.commands`.
     var commandNames: [String] { get }
@@ -70,4 +78,18 @@ public protocol CommandHandler: Sendable {
     func isReadOnly(_ command: String) -> Bool
 
     func handle(_ command: IncomingCommand, context: CommandContext) throws -> CommandOutcome
+
+    /// Whether ``handleBatch(_:context:)`` handles `command` set-wise.
+    func handlesInBatches(_ command: String) -> Bool
+
+    /// Handles new commands of one name together; one result per command, in order.
+    func handleBatch(_ commands: [IncomingCommand], context: CommandContext) throws -> [CommandResult]
+}
+
+extension CommandHandler {
+    public func handlesInBatches(_ command: String) -> Bool { false }
+
+    public func handleBatch(_ commands: [IncomingCommand], context: CommandContext) throws -> [CommandResult] {
+        throw CommandRejection(code: ErrorCode.internalError, message: "this service handles commands one at a time")
+    }
 }

@@ -54,12 +54,18 @@ public final class CommandProcessor: Sendable {
     public func process(_ deliveries: [Delivery]) async {
         let prepared = deliveries.map(prepare)
         var attempt = 0
+        var setBased = true
         while true {
             do {
-                let rows = try await commit(prepared)
+                let rows = try await commit(prepared, setBased: setBased)
                 consumer.ack(deliveries)
                 await relay.deliver(rows)
                 return
+            } catch let error as PostgresError where setBased && !error.isConnectionError && !Self.isRetryable(error) {
+                // A set-based statement failed for the whole batch: redo it one command at
+                // a time, in savepoints, so the command that causes it is isolated.
+                logger.warning("set-based batch failed; retrying one command at a time", metadata: ["error.message": "\(error)"])
+                setBased = false
             } catch {
                 attempt += 1
                 if attempt == 1 || attempt % 10 == 0 {
@@ -126,71 +132,147 @@ public final class CommandProcessor: Sendable {
 
     // MARK: - The transaction
 
-    func commit(_ batch: [Prepared]) async throws -> [OutboxRow] {
-        let handler = self.handler
-        let inbox = self.inbox
-        let outbox = self.outbox
-        let events = self.events
-        let logger = self.logger
+    /// What one batch's transaction accumulates before writing it set-wise.
+    struct Effects {
+        var messages: [OutboxMessage] = []
+        var replies: [(messageID: String, reply: Reply)] = []
+        var rejections: [RejectionRecord] = []
+        /// The reply each new command got, for in-batch duplicates of it.
+        var replyByID: [String: Reply] = [:]
+    }
+
+    func commit(_ batch: [Prepared], setBased: Bool) async throws -> [OutboxRow] {
+        let handler = self.handler, inbox = self.inbox, outbox = self.outbox, events = self.events, logger = self.logger
         return try await client.withTransaction { session in
-            var messages: [OutboxMessage] = []
-            for p in batch {
-                messages += try Self.handleOne(p, handler: handler, inbox: inbox, events: events, session: session, logger: logger)
+            var effects = Effects()
+            let context = CommandContext(session: session, events: events)
+
+            // 1. Claim the inbox for every message id once; later copies in the batch follow the first.
+            var first: [String: Int] = [:]
+            var entries: [InboxEntry] = []
+            for (i, p) in batch.enumerated() {
+                guard let id = p.messageID, !Self.isReadOnly(p, handler), first[id] == nil else { continue }
+                first[id] = i
+                entries.append(InboxEntry(messageID: id, command: p.name, bodyHash: p.bodyHash, receivedAt: p.receivedAt))
             }
-            return try outbox.insert(messages, session: session)
+            let newIDs = try inbox.claim(entries, session: session)
+            let stored = try inbox.stored(entries.map(\.messageID).filter { !newIDs.contains($0) }, session: session)
+
+            // 2. Decide each delivery; collect new commands by name.
+            var pending: [String: [(index: Int, command: IncomingCommand)]] = [:]
+            var pendingOrder: [String] = []
+            var followers: [Int] = []
+            for (i, p) in batch.enumerated() {
+                if Self.isReadOnly(p, handler), case .command(let c) = p.kind {
+                    do {
+                        let outcome = try handler.handle(c, context: context)
+                        effects.messages += Self.replyMessages(p, .ok(outcome.result)) + outcome.events.map(OutboxMessage.event)
+                    } catch let rejection as CommandRejection {
+                        Self.refuse(p, rejection.errors, deadLetter: false, recordReply: false, events: events, into: &effects)
+                    }
+                    continue
+                }
+                guard let id = p.messageID else {
+                    if case .refused(let errors, let deadLetter) = p.kind {
+                        Self.refuse(p, errors, deadLetter: deadLetter, recordReply: false, events: events, into: &effects)
+                    }
+                    continue
+                }
+                if first[id] != i {
+                    followers.append(i)
+                    continue
+                }
+                if case .duplicate(let command, let hash, let reply)? = stored[id] {
+                    effects.messages += Self.duplicate(p, command: command, hash: hash, stored: reply.flatMap(Reply.init(json:)), events: events)
+                    continue
+                }
+                switch p.kind {
+                case .refused(let errors, let deadLetter):
+                    Self.refuse(p, errors, deadLetter: deadLetter, recordReply: true, events: events, into: &effects)
+                case .command(let c):
+                    if pending[c.name] == nil { pendingOrder.append(c.name) }
+                    pending[c.name, default: []].append((i, c))
+                }
+            }
+
+            // 3. Run the handler: set-wise where it can, else one command per savepoint.
+            for name in pendingOrder {
+                let items = pending[name]!
+                let results: [CommandResult]
+                if setBased && handler.handlesInBatches(name) {
+                    results = try handler.handleBatch(items.map(\.command), context: context)
+                    precondition(results.count == items.count, "handleBatch must return one result per command")
+                } else {
+                    results = try items.map { try Self.handleInSavepoint($0.command, batch[$0.index], handler: handler, context: context, logger: logger) }
+                }
+                for (item, result) in zip(items, results) {
+                    let p = batch[item.index]
+                    switch result {
+                    case .success(let outcome):
+                        let reply = Reply.ok(outcome.result)
+                        effects.replies.append((item.command.messageID, reply))
+                        effects.replyByID[item.command.messageID] = reply
+                        effects.messages += Self.replyMessages(p, reply) + outcome.events.map(OutboxMessage.event)
+                    case .failure(let rejection):
+                        let deadLetter = rejection.codes.contains(ErrorCode.internalError)
+                        Self.refuse(p, rejection.errors, deadLetter: deadLetter, recordReply: true, events: events, into: &effects)
+                    }
+                }
+            }
+
+            // 4. Copies of a message id within this batch get what the first got.
+            for i in followers {
+                let p = batch[i]
+                let firstP = batch[first[p.messageID!]!]
+                var reply = effects.replyByID[p.messageID!]
+                if reply == nil, case .duplicate(_, _, let r)? = stored[p.messageID!] { reply = r.flatMap(Reply.init(json:)) }
+                effects.messages += Self.duplicate(p, command: firstP.name, hash: firstP.bodyHash, stored: reply, events: events)
+            }
+
+            // 5. Write everything with one statement per table.
+            try inbox.recordReplies(effects.replies, session: session)
+            try inbox.recordRejections(effects.rejections, session: session)
+            return try outbox.insert(effects.messages, session: session)
         }
     }
 
-    static func handleOne(_ p: Prepared, handler: any CommandHandler, inbox: InboxStore, events: EventFactory,
-                          session: PostgresSession, logger: Logger) throws -> [OutboxMessage] {
-        let readOnly: Bool
-        if case .command(let c) = p.kind { readOnly = handler.isReadOnly(c.name) } else { readOnly = false }
-        if let messageID = p.messageID, !readOnly {
-            switch try inbox.claim(messageID: messageID, command: p.name, bodyHash: p.bodyHash, receivedAt: p.receivedAt, session: session) {
-            case .new:
-                break
-            case .duplicate(let command, let hash, let stored):
-                if command == p.name, hash == p.bodyHash {
-                    // R-TKT-4: the same message again gets the same reply and no second effect.
-                    guard let replyTo = p.replyTo, let stored, let reply = Reply(json: stored) else { return [] }
-                    return [.reply(reply, to: replyTo, correlationID: p.correlationID)]
-                }
-                let error = CommandError(code: "duplicate_message_id", field: nil,
-                                         message: "message_id \(messageID) was already used for another \(command == p.name ? "body" : "command (\(command))"); use a new message_id for a new command")
-                return rejectionMessages(p, [error], deadLetter: false, events: events)
-            }
+    static func isReadOnly(_ p: Prepared, _ handler: any CommandHandler) -> Bool {
+        if case .command(let c) = p.kind { return handler.isReadOnly(c.name) }
+        return false
+    }
+
+    /// A message id seen before: the same command again gets the same reply (R-TKT-4);
+    /// another command reusing the id is refused.
+    static func duplicate(_ p: Prepared, command: String, hash: Int64, stored: Reply?, events: EventFactory) -> [OutboxMessage] {
+        if command == p.name, hash == p.bodyHash {
+            guard let stored else { return [] }
+            return replyMessages(p, stored)
         }
-        switch p.kind {
-        case .refused(let errors, let deadLetter):
-            return try refuse(p, errors, deadLetter: deadLetter, inbox: inbox, events: events, session: session)
-        case .command(let command):
-            let context = CommandContext(session: session, events: events)
-            if readOnly {
-                do {
-                    let outcome = try handler.handle(command, context: context)
-                    return replyMessages(p, .ok(outcome.result)) + outcome.events.map(OutboxMessage.event)
-                } catch let rejection as CommandRejection {
-                    return try refuse(p, rejection.errors, deadLetter: false, inbox: inbox, events: events, session: session)
-                }
-            }
-            try session.execute("SAVEPOINT command")
-            do {
-                let outcome = try handler.handle(command, context: context)
-                try session.execute("RELEASE SAVEPOINT command")
-                let reply = Reply.ok(outcome.result)
-                try inbox.recordReply(messageID: command.messageID, reply: reply, session: session)
-                return replyMessages(p, reply) + outcome.events.map(OutboxMessage.event)
-            } catch let rejection as CommandRejection {
-                try session.execute("ROLLBACK TO SAVEPOINT command")
-                return try refuse(p, rejection.errors, deadLetter: false, inbox: inbox, events: events, session: session)
-            } catch let error as PostgresError where !error.isConnectionError && !Self.isRetryable(error) {
-                // A statement this message makes fail every time: answer and park it instead of looping.
-                try session.execute("ROLLBACK TO SAVEPOINT command")
-                logger.error("command failed with a database error; dead-lettered", metadata: [
-                    "command.name": "\(p.name)", "command.message_id": "\(command.messageID)", "error.message": "\(error)"])
-                let internalError = CommandError(code: ErrorCode.internalError, message: "the command could not be processed and was set aside for an operator (\(error.code))")
-                return try refuse(p, [internalError], deadLetter: true, inbox: inbox, events: events, session: session)
-            }
+        let error = CommandError(code: "duplicate_message_id", field: nil,
+                                 message: "message_id \(p.messageID ?? "") was already used for another \(command == p.name ? "body" : "command (\(command))"); use a new message_id for a new command")
+        return rejectionMessages(p, [error], deadLetter: false, events: events)
+    }
+
+    /// One command in a savepoint of its own: a refusal or a statement that fails every
+    /// time rolls back only this command's writes.
+    static func handleInSavepoint(_ command: IncomingCommand, _ p: Prepared, handler: any CommandHandler, context: CommandContext,
+                                  logger: Logger) throws -> CommandResult {
+        let session = context.session
+        try session.execute("SAVEPOINT command")
+        do {
+            let outcome = try handler.handle(command, context: context)
+            try session.execute("RELEASE SAVEPOINT command")
+            return .success(outcome)
+        } catch let rejection as CommandRejection {
+            try session.execute("ROLLBACK TO SAVEPOINT command")
+            return .failure(rejection)
+        } catch let error as PostgresError where !error.isConnectionError && !isRetryable(error) {
+            // A statement this message makes fail every time: answer and park it instead of looping.
+            try session.execute("ROLLBACK TO SAVEPOINT command")
+            logger.error("command failed with a database error; dead-lettered", metadata: [
+                "command.name": "\(p.name)", "command.message_id": "\(command.messageID)", "error.message": "\(error)"])
+            return .failure(CommandRejection(code: ErrorCode.internalError,
+                                             message: "the command could not be processed and was set aside for an operator (\(error.code))"))
         }
     }
 
@@ -223,12 +305,15 @@ public final class CommandProcessor: Sendable {
         return out
     }
 
-    static func refuse(_ p: Prepared, _ errors: [CommandError], deadLetter: Bool, inbox: InboxStore, events: EventFactory, session: PostgresSession) throws -> [OutboxMessage] {
-        try inbox.recordRejection(messageID: p.messageID, command: p.name, errors: errors, body: p.delivery.body, receivedAt: p.receivedAt, session: session)
-        if let id = p.messageID {
-            try inbox.recordReply(messageID: id, reply: .rejected(errors), session: session)
+    /// Records a refusal: audit row, reply (kept in the inbox when the id was claimed),
+    /// `command.rejected` event and, for unreadable messages, the dead letter.
+    static func refuse(_ p: Prepared, _ errors: [CommandError], deadLetter: Bool, recordReply: Bool, events: EventFactory, into effects: inout Effects) {
+        effects.rejections.append(RejectionRecord(messageID: p.messageID, command: p.name, errors: errors, body: p.delivery.body, receivedAt: p.receivedAt))
+        if recordReply, let id = p.messageID {
+            effects.replies.append((id, .rejected(errors)))
+            effects.replyByID[id] = .rejected(errors)
         }
-        return rejectionMessages(p, errors, deadLetter: deadLetter, events: events)
+        effects.messages += rejectionMessages(p, errors, deadLetter: deadLetter, events: events)
     }
 
     /// The tracking number or customer id a refused command was about, when it says.

@@ -36,15 +36,74 @@ public struct InboxStore: Sendable {
     public func recordReply(messageID: String, reply: Reply, session: PostgresSession) throws {
         try session.execute("UPDATE \(schema).inbox SET reply = $2 WHERE message_id = $1", [.string(messageID), .json(reply.json.jsonText)])
     }
+}
 
-    /// Stores a refused command for audit (R-CUS-3): never as a ticket, always traceable.
-    public func recordRejection(messageID: String?, command: String, errors: [CommandError], body: [UInt8], receivedAt: Date, session: PostgresSession) throws {
+/// What a refused command leaves for audit.
+public struct RejectionRecord: Sendable {
+    public var messageID: String?
+    public var command: String
+    public var errors: [CommandError]
+    public var body: [UInt8]
+    public var receivedAt: Date
+}
+
+/// One inbox entry to claim.
+public struct InboxEntry: Sendable {
+    public var messageID: String
+    public var command: String
+    public var bodyHash: Int64
+    public var receivedAt: Date
+}
+
+extension InboxStore {
+    /// Claims many message ids with one statement; returns the ids that were new.
+    ///
+    /// Ids must be distinct. A concurrent transaction holding one of them makes this
+    /// wait for it, so two deliveries never both see an id as new.
+    public func claim(_ entries: [InboxEntry], session: PostgresSession) throws -> Set<String> {
+        guard !entries.isEmpty else { return [] }
+        let rows = try session.query("""
+            INSERT INTO \(schema).inbox (message_id, command, body_hash, received_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::timestamptz[])
+            ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+            """, [PostgresArray.text(entries.map(\.messageID)), PostgresArray.text(entries.map(\.command)),
+                  PostgresArray.int64(entries.map(\.bodyHash)), PostgresArray.text(entries.map { RFC3339.format($0.receivedAt) })])
+        return Set(try rows.map { try $0.string(0) })
+    }
+
+    /// What the inbox holds for `ids` (seen before): command, body hash, reply.
+    public func stored(_ ids: [String], session: PostgresSession) throws -> [String: InboxClaim] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try session.query("SELECT message_id, command, body_hash, reply::text FROM \(schema).inbox WHERE message_id = ANY($1::text[])",
+                                     [PostgresArray.text(ids)])
+        var out: [String: InboxClaim] = [:]
+        for row in rows {
+            let reply = try row.optionalString(3).flatMap { try? JSONValue.parse($0) }
+            out[try row.string(0)] = .duplicate(command: try row.string(1), bodyHash: try row.int64(2), reply: reply)
+        }
+        return out
+    }
+
+    /// Stores the replies of many commands with one statement.
+    public func recordReplies(_ replies: [(messageID: String, reply: Reply)], session: PostgresSession) throws {
+        guard !replies.isEmpty else { return }
+        try session.execute("""
+            UPDATE \(schema).inbox AS i SET reply = v.reply
+            FROM unnest($1::text[], $2::jsonb[]) AS v(message_id, reply) WHERE i.message_id = v.message_id
+            """, [PostgresArray.text(replies.map(\.messageID)), PostgresArray.text(replies.map { $0.reply.json.jsonText })])
+    }
+
+    /// Stores refused commands for audit (R-CUS-3) with one statement.
+    public func recordRejections(_ records: [RejectionRecord], session: PostgresSession) throws {
+        guard !records.isEmpty else { return }
         let limit = ContractLimits.maxBodyBytes
-        let truncated = body.count > limit
-        try session.execute(
-            "INSERT INTO \(schema).rejections (message_id, command, errors, body, body_truncated, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            [.optional(messageID), .string(command), .json(JSONValue.array(errors.map(\.json)).jsonText),
-             .bytes(truncated ? Array(body.prefix(limit)) : body), .bool(truncated), .date(receivedAt)])
+        try session.execute("""
+            INSERT INTO \(schema).rejections (message_id, command, errors, body, body_truncated, received_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[], $5::bool[], $6::timestamptz[])
+            """, [PostgresArray.text(records.map(\.messageID)), PostgresArray.text(records.map(\.command)),
+                  PostgresArray.text(records.map { JSONValue.array($0.errors.map(\.json)).jsonText }),
+                  PostgresArray.bytes(records.map { Array($0.body.prefix(limit)) }), PostgresArray.bool(records.map { $0.body.count > limit }),
+                  PostgresArray.text(records.map { RFC3339.format($0.receivedAt) })])
     }
 }
 

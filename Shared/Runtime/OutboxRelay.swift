@@ -42,7 +42,12 @@ public final class OutboxRelay: Sendable {
         let ids = rows.map(\.id)
         let store = self.store
         do {
-            try await client.withSession { session in try store.delete(ids: ids, session: session) }
+            // A delete lost in a crash only republishes rows consumers already dedupe, so
+            // it need not wait for its own WAL flush (one fewer fsync per batch).
+            try await client.withTransaction { session in
+                try session.execute("SET LOCAL synchronous_commit TO off")
+                try store.delete(ids: ids, session: session)
+            }
         } catch {
             // Published but not deleted: the sweeper publishes them again later (duplicates are tolerated).
             logger.warning("outbox delete failed after publish", metadata: ["error.message": "\(error)"])

@@ -17,6 +17,46 @@ public struct IntakeHandler: CommandHandler {
         command == CommandName.ticketGet
     }
 
+    public func handlesInBatches(_ command: String) -> Bool {
+        command == CommandName.ticketSubmit
+    }
+
+    /// `ticket.submit` for a whole batch: one look-up of every (customer, contact)
+    /// pair, one statement for the tickets and their first audit entries. Every refusal
+    /// is decided before anything is written.
+    public func handleBatch(_ commands: [IncomingCommand], context: CommandContext) throws -> [CommandResult] {
+        var results: [CommandResult?] = Array(repeating: nil, count: commands.count)
+        var parsed: [(index: Int, submit: SubmitTicket)] = []
+        for (i, c) in commands.enumerated() {
+            do {
+                parsed.append((i, try SubmitTicket.parse(c.body)))
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        let store = IntakeStore(session: context.session)
+        let access = try store.access(parsed.map { ($0.submit.customerId, $0.submit.contactEmail) })
+        var accepted: [(index: Int, submit: SubmitTicket)] = []
+        for (k, item) in parsed.enumerated() {
+            if !access[k].customerExists {
+                results[item.index] = .failure(Self.unknownCustomer(item.submit.customerId))
+            } else if !access[k].activeContact {
+                results[item.index] = .failure(Self.notAContact(item.submit))
+            } else {
+                accepted.append(item)
+            }
+        }
+        let numbers = try store.insertTickets(accepted.map { ($0.submit, commands[$0.index].messageID, commands[$0.index].receivedAt) })
+        for item in accepted {
+            let command = commands[item.index]
+            guard let number = numbers[command.messageID] else {
+                throw PostgresError(code: "inconsistent_insert", message: "no tracking number came back for message \(command.messageID)")
+            }
+            results[item.index] = .success(Self.received(item.submit, number: number, command: command, events: context.events))
+        }
+        return results.map { $0! }
+    }
+
     public func handle(_ command: IncomingCommand, context: CommandContext) throws -> CommandOutcome {
         let store = IntakeStore(session: context.session)
         switch command.name {
@@ -62,20 +102,26 @@ public struct IntakeHandler: CommandHandler {
 
     // R-CUS-3, R-TKT-1, R-TKT-2
     func submit(_ s: SubmitTicket, _ command: IncomingCommand, _ store: IntakeStore, _ events: EventFactory) throws -> CommandOutcome {
-        guard try store.customerExists(s.customerId) else { throw Self.unknownCustomer(s.customerId) }
-        guard let contact = try store.contact(customerId: s.customerId, email: s.contactEmail), contact.active else {
-            throw CommandRejection(code: ErrorCode.notAContact, field: "contactEmail",
-                                   message: "\(s.contactEmail) is not a registered Point of Contact of \(s.customerId); only a POC may log a Service Ticket")
+        let access = try store.access([(s.customerId, s.contactEmail)])[0]
+        guard access.customerExists else { throw Self.unknownCustomer(s.customerId) }
+        guard access.activeContact else { throw Self.notAContact(s) }
+        let numbers = try store.insertTickets([(s, command.messageID, command.receivedAt)])
+        guard let number = numbers[command.messageID] else {
+            throw PostgresError(code: "inconsistent_insert", message: "no tracking number came back for message \(command.messageID)")
         }
-        let ticket = try store.insertTicket(s, messageID: command.messageID, receivedAt: command.receivedAt)
+        return Self.received(s, number: number, command: command, events: events)
+    }
+
+    /// The reply and the `ticket.received` event of a stored ticket.
+    static func received(_ s: SubmitTicket, number: String, command: IncomingCommand, events: EventFactory) -> CommandOutcome {
         var data = JSONObject()
-        data["trackingNumber"] = .string(ticket.trackingNumber)
+        data["trackingNumber"] = .string(number)
         data["customerId"] = .string(s.customerId)
         data["kind"] = .string(s.kind.rawValue)
         data["environment"] = .string(s.environment.rawValue)
         data["channel"] = .string(s.channel.rawValue)
         data["receivedAt"] = .string(RFC3339.format(command.receivedAt))
-        data["phoneRequired"] = .bool(ticket.phoneRequired)
+        data["phoneRequired"] = .bool(s.phoneRequired)
         data["contactEmail"] = .string(s.contactEmail)
         data["summary"] = .string(s.summary)
         data["impact"] = .optional(s.impact?.rawValue)
@@ -84,12 +130,17 @@ public struct IntakeHandler: CommandHandler {
         data["component"] = .optional(s.component)
         data["product"] = .optional(s.product)
         data["requestedPriority"] = .optional(s.requestedPriority?.rawValue)
-        let event = events.make(EventType.ticketReceived, subject: ticket.trackingNumber, data: .object(data), time: command.receivedAt)
+        let event = events.make(EventType.ticketReceived, subject: number, data: .object(data), time: command.receivedAt)
         return CommandOutcome(result: [
-            "trackingNumber": .string(ticket.trackingNumber),
+            "trackingNumber": .string(number),
             "receivedAt": .string(RFC3339.format(command.receivedAt)),
-            "phoneRequired": .bool(ticket.phoneRequired),
+            "phoneRequired": .bool(s.phoneRequired),
         ], events: [event])
+    }
+
+    static func notAContact(_ s: SubmitTicket) -> CommandRejection {
+        CommandRejection(code: ErrorCode.notAContact, field: "contactEmail",
+                         message: "\(s.contactEmail) is not a registered Point of Contact of \(s.customerId); only a POC may log a Service Ticket")
     }
 
     // R-TKT-3

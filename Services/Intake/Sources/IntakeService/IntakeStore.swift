@@ -105,28 +105,59 @@ struct IntakeStore {
                             [.string(customerId), .string(email), .bool(available)])
     }
 
-    /// Stores a new ticket with the next tracking number and its first audit entry.
-    func insertTicket(_ s: SubmitTicket, messageID: String, receivedAt: Date) throws -> TicketRecord {
-        let prefix = s.kind == .incident ? "INC" : "SR"
+    /// Whether each (customer, contact e-mail) pair names an onboarded customer and an
+    /// active Point of Contact of it, with one query for the whole list.
+    func access(_ pairs: [(customerId: String, email: String)]) throws -> [(customerExists: Bool, activeContact: Bool)] {
+        guard !pairs.isEmpty else { return [] }
         let rows = try session.query("""
-            WITH n AS (SELECT nextval('intake.ticket_number') AS seq)
-            INSERT INTO intake.tickets (tracking_number, message_id, customer_id, contact_email, kind, environment, channel, summary,
-                description, impact, urgency, catalog_item, component, product, requested_priority, phone_required, status, received_at, updated_at)
-            SELECT $1 || '-' || lpad(n.seq::text, 6, '0'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'new', $17, $17 FROM n
-            RETURNING tracking_number
-            """, [.string(prefix), .string(messageID), .string(s.customerId), .string(s.contactEmail), .string(s.kind.rawValue),
-                  .string(s.environment.rawValue), .string(s.channel.rawValue), .string(s.summary), .optional(s.description),
-                  .optional(s.impact?.rawValue), .optional(s.urgency?.rawValue), .optional(s.catalogItem), .optional(s.component),
-                  .optional(s.product), .optional(s.requestedPriority?.rawValue), .bool(s.phoneRequired), .date(receivedAt)])
-        let number = try rows[0].string(0)
-        try appendAudit(number, event: "received", action: nil, from: nil, to: .new, actor: s.contactEmail, note: nil, at: receivedAt,
-                        data: ["channel": .string(s.channel.rawValue), "phoneRequired": .bool(s.phoneRequired)])
-        return TicketRecord(
-            trackingNumber: number, customerId: s.customerId, contactEmail: s.contactEmail, kind: s.kind.rawValue,
-            environment: s.environment.rawValue, channel: s.channel.rawValue, summary: s.summary, description: s.description,
-            impact: s.impact?.rawValue, urgency: s.urgency?.rawValue, catalogItem: s.catalogItem, component: s.component,
-            product: s.product, requestedPriority: s.requestedPriority?.rawValue, phoneRequired: s.phoneRequired, status: .new,
-            receivedAt: receivedAt, updatedAt: receivedAt, priority: nil, requestClass: nil, dispatch: nil, slaTargets: [])
+            SELECT r.ord, c.customer_id IS NOT NULL, coalesce(ct.active, false)
+            FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(customer_id, email, ord)
+            LEFT JOIN intake.customers c ON c.customer_id = r.customer_id
+            LEFT JOIN intake.contacts ct ON ct.customer_id = r.customer_id AND ct.email = r.email
+            """, [PostgresArray.text(pairs.map(\.customerId)), PostgresArray.text(pairs.map(\.email))])
+        var out = Array(repeating: (customerExists: false, activeContact: false), count: pairs.count)
+        for row in rows {
+            out[try row.int(0) - 1] = (try row.bool(1), try row.bool(2))
+        }
+        return out
+    }
+
+    /// Stores new tickets, each with the next tracking number and its first audit
+    /// entry, with one statement; returns the tracking numbers by message id.
+    func insertTickets(_ items: [(submit: SubmitTicket, messageID: String, receivedAt: Date)]) throws -> [String: String] {
+        guard !items.isEmpty else { return [:] }
+        func column(_ value: (SubmitTicket) -> String?) -> PostgresValue { PostgresArray.text(items.map { value($0.submit) }) }
+        let rows = try session.query("""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                     $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[])
+                    AS t(message_id, customer_id, contact_email, kind, environment, channel, summary, description, impact, urgency,
+                         catalog_item, component, product, requested_priority, phone_required, received_at)
+            ), tickets AS (
+                INSERT INTO intake.tickets (tracking_number, message_id, customer_id, contact_email, kind, environment, channel, summary,
+                    description, impact, urgency, catalog_item, component, product, requested_priority, phone_required, status, received_at, updated_at)
+                SELECT (CASE kind WHEN 'incident' THEN 'INC' ELSE 'SR' END) || '-' || lpad(nextval('intake.ticket_number')::text, 6, '0'),
+                       message_id, customer_id, contact_email, kind, environment, channel, summary, description, impact, urgency,
+                       catalog_item, component, product, requested_priority, phone_required, 'new', received_at, received_at
+                FROM input
+                RETURNING tracking_number, message_id, contact_email, channel, phone_required, received_at
+            ), audit AS (
+                INSERT INTO intake.ticket_audit (tracking_number, event, to_status, actor, at, data)
+                SELECT tracking_number, 'received', 'new', contact_email, received_at,
+                       jsonb_build_object('channel', channel, 'phoneRequired', phone_required)
+                FROM tickets
+            )
+            SELECT message_id, tracking_number FROM tickets
+            """, [
+                PostgresArray.text(items.map(\.messageID)), column(\.customerId), column(\.contactEmail), column(\.kind.rawValue),
+                column(\.environment.rawValue), column(\.channel.rawValue), column(\.summary), column(\.description),
+                column { $0.impact?.rawValue }, column { $0.urgency?.rawValue }, column(\.catalogItem), column(\.component),
+                column(\.product), column { $0.requestedPriority?.rawValue }, PostgresArray.bool(items.map(\.submit.phoneRequired)),
+                PostgresArray.text(items.map { RFC3339.format($0.receivedAt) }),
+            ])
+        var numbers: [String: String] = [:]
+        for row in rows { numbers[try row.string(0)] = try row.string(1) }
+        return numbers
     }
 
     func ticket(_ number: String, forUpdate: Bool = false) throws -> TicketRecord? {
