@@ -42,6 +42,11 @@ let package = Package(
         // Services: a thin executable each, its logic in a library tests can import.
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
+        // Load benchmark: intake end to end over AMQP, against the raw broker rate. See Benchmarks/README.md.
+        .executableTarget(name: "intake-load", dependencies: [
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", logging,
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/IntakeLoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
     ]
 )
