@@ -126,12 +126,12 @@ struct IntakeLoad: AsyncParsableCommand {
             if selected.contains("saturation") {
                 let result = try await driver.saturation(count: tickets, inFlight: inFlight, chunk: chunk, commits: commits)
                 report.saturation(result)
-                report.readAfterReply(try await Self.readAfterReply(result.samples, pg))
+                report.readAfterReply("saturation", try await Self.readAfterReply(result.samples, pg))
             }
             if selected.contains("latency") {
                 let result = try await driver.fixedRate(rate: rate, seconds: seconds, commits: commits)
                 report.fixedRate(result)
-                report.readAfterReply(try await Self.readAfterReply(result.samples, pg))
+                report.readAfterReply("fixed rate", try await Self.readAfterReply(result.samples, pg))
             }
             report.sqlCheck(try await Self.sqlCheck(pg, runID: runID))
         } catch is Done {

@@ -74,9 +74,9 @@ struct Report {
         results["fixedRate"] = phaseJSON(p)
     }
 
-    mutating func readAfterReply(_ r: (checked: Int, found: Int)) {
+    mutating func readAfterReply(_ phase: String, _ r: (checked: Int, found: Int)) {
         line("   read after reply: \(r.found) of \(r.checked) sampled tracking numbers found in intake.tickets")
-        checks.append(("sampled replied tickets stored (\(r.found)/\(r.checked))", r.found == r.checked))
+        checks.append(("\(phase): sampled replied tickets stored (\(r.found)/\(r.checked))", r.found == r.checked))
     }
 
     mutating func sqlCheck(_ c: SQLCheck) {
