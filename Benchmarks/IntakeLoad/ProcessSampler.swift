@@ -61,8 +61,8 @@ final class RSSSampler: @unchecked Sendable {
 /// something else (another engineer's tests) used the cores.
 struct CPUSnapshot: Sendable {
     var at: UInt64
-    /// Jiffies per group: intake, postgres backends of our database, other postgres, broker, this tool.
-    var groups: [String: UInt64]
+    /// Group and jiffies (utime + stime) of every process.
+    var processes: [Int32: (group: String, jiffies: UInt64)]
     /// Machine-wide busy and total jiffies from /proc/stat.
     var busy: UInt64
     var total: UInt64
@@ -70,14 +70,14 @@ struct CPUSnapshot: Sendable {
     static let order = ["intake", "postgres(bench db)", "postgres(other)", "rabbitmq", "intake-load", "rest of machine"]
 
     static func take(intakePID: Int32?, database: String) -> CPUSnapshot {
-        var groups: [String: UInt64] = [:]
+        var processes: [Int32: (group: String, jiffies: UInt64)] = [:]
         let me = getpid()
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") {
             for entry in entries {
                 guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { continue }
                 // comm may hold spaces: the fields after it start behind the last ')'.
-                guard let close = stat.lastIndex(of: ")") else { continue }
-                let comm = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+                guard let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+                let comm = stat[stat.index(after: open)..<close]
                 let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
                 // fields[0] is state (field 3); utime is field 14, stime 15.
                 guard fields.count > 13, let u = UInt64(fields[11]), let s = UInt64(fields[12]) else { continue }
@@ -88,13 +88,13 @@ struct CPUSnapshot: Sendable {
                     group = "intake-load"
                 } else if comm.hasPrefix("beam") || comm == "epmd" || comm == "erl_child_setup" || comm == "inet_gethost" {
                     group = "rabbitmq"
-                } else if comm == "postgres" || comm.hasPrefix("postgres") {
+                } else if comm.hasPrefix("postgres") {
                     let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
                     group = cmdline.contains(" \(database) ") ? "postgres(bench db)" : "postgres(other)"
                 } else {
                     group = "rest of machine"
                 }
-                groups[group, default: 0] += u + s
+                processes[pid] = (group, u + s)
             }
         }
         var busy: UInt64 = 0, total: UInt64 = 0
@@ -104,21 +104,31 @@ struct CPUSnapshot: Sendable {
             // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
             busy = total - (v.count > 4 ? v[3] + v[4] : 0)
         }
-        return CPUSnapshot(at: monotonicNanos(), groups: groups, busy: busy, total: total)
+        return CPUSnapshot(at: monotonicNanos(), processes: processes, busy: busy, total: total)
+    }
+
+    /// The broker's main VM (beam.smp) processes.
+    var brokerPIDs: Set<Int32> {
+        Set(processes.filter { $0.value.group == "rabbitmq" && $0.value.jiffies > 100 }.map(\.key))
     }
 
     /// Per group: CPU seconds used between `self` and `later`; the machine's busy share.
+    ///
+    /// Counted per process, so a process that started in between (a restarted broker,
+    /// a new backend) counts whole and one that exited drops out without going negative.
     func usage(until later: CPUSnapshot) -> CPUUsage {
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
-        var seconds: [String: Double] = [:]
-        for name in Self.order {
-            let a = groups[name] ?? 0, b = later.groups[name] ?? 0
-            // Processes that exited lower a group's sum: clamp to zero.
-            seconds[name] = b > a ? Double(b - a) / hz : 0
+        var jiffies: [String: UInt64] = [:]
+        for (pid, p) in later.processes {
+            let before = processes[pid].map { $0.jiffies <= p.jiffies ? $0.jiffies : 0 } ?? 0
+            jiffies[p.group, default: 0] += p.jiffies - before
         }
+        var seconds: [String: Double] = [:]
+        for name in Self.order { seconds[name] = Double(jiffies[name] ?? 0) / hz }
         let wall = Double(later.at - at) / 1e9
         let busyShare = later.total > total ? Double(later.busy - busy) / Double(later.total - total) : 0
-        return CPUUsage(wall: wall, seconds: seconds, machineBusy: busyShare)
+        let restarted = !brokerPIDs.isEmpty && brokerPIDs.isDisjoint(with: later.processes.keys)
+        return CPUUsage(wall: wall, seconds: seconds, machineBusy: busyShare, brokerRestarted: restarted)
     }
 }
 
@@ -127,10 +137,13 @@ struct CPUUsage: Sendable {
     var seconds: [String: Double]
     /// 0...1 of all cores.
     var machineBusy: Double
+    /// The broker process of the start was gone at the end (another user restarted it).
+    var brokerRestarted: Bool
 
     /// "intake 1.23 s (61% of a core, 12.3 µs/ticket) ..."
     func lines(per items: Int, unit: String) -> [String] {
         var out = ["machine busy \(fmt(machineBusy * 100))% of \(ProcessInfo.processInfo.activeProcessorCount) cores over \(fmt(wall, 2)) s"]
+        if brokerRestarted { out.append("WARNING: RabbitMQ was restarted during this phase (not by this tool): figures are disturbed") }
         for name in CPUSnapshot.order {
             let s = seconds[name] ?? 0
             let perItem = items > 0 ? s / Double(items) * 1e6 : 0
@@ -140,7 +153,8 @@ struct CPUUsage: Sendable {
     }
 
     var json: [String: Double] {
-        var out: [String: Double] = ["wallSeconds": rounded(wall, 2), "machineBusyPercent": rounded(machineBusy * 100)]
+        var out: [String: Double] = ["wallSeconds": rounded(wall, 2), "machineBusyPercent": rounded(machineBusy * 100),
+                                     "brokerRestarted": brokerRestarted ? 1 : 0]
         for (k, v) in seconds { out[k] = rounded(v, 2) }
         return out
     }

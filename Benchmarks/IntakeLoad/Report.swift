@@ -61,6 +61,7 @@ struct Report {
             results["ratioToRaw"] = .number(rounded(ratio, 3))
             checks.append(("ratio to raw >= 0.15 (\(fmt(ratio, 3)))", ratio >= 0.15))
         }
+        checks.append(("saturation: no broker restart by others during the phase", !p.cpu.brokerRestarted))
         checks.append(("accepted tickets/s >= 3000 (\(fmt(accepted, 0)))", accepted >= 3000))
         checks.append(("every ticket accepted (\(p.accepted)/\(p.sent))", p.accepted == p.sent))
         results["saturation"] = phaseJSON(p)
@@ -70,6 +71,7 @@ struct Report {
         line("")
         line("== fixed rate: \(fixedRateOffered) tickets/s offered, open loop (latency from the time each was due)")
         phaseLines(p)
+        checks.append(("fixed rate: no broker restart by others during the phase", !p.cpu.brokerRestarted))
         checks.append(("p99 reply latency at \(fixedRateOffered)/s <= 50 ms (\(fmt(p.latency.p99, 1)) ms)", p.latency.p99 <= 50))
         results["fixedRate"] = phaseJSON(p)
     }
