@@ -15,6 +15,8 @@ struct PhaseResult: Sendable {
     var throughput: ThroughputSummary
     var latency: LatencySummary
     var maxRSSMiB: Double
+    /// RSS at 0/25/50/75/100 % of the phase.
+    var rssTrend: [Double]
     var cpu: CPUUsage
     var commits: Int?
     var samples: [String]
@@ -185,7 +187,7 @@ struct LoadDriver {
             name: name, sent: sent, replies: replies, accepted: accepted, rejected: rejected, duplicates: duplicates,
             distinctTrackingNumbers: distinct, seconds: Double(max(lastReplyAt, start) - start) / 1e9,
             throughput: ThroughputSummary(start: start, replyTimes: okTimes), latency: LatencySummary(nanos: latencies),
-            maxRSSMiB: rss, cpu: cpuBefore.usage(until: cpuAfter),
+            maxRSSMiB: rss, rssTrend: sampler.trend(from: start, to: cpuAfter.at), cpu: cpuBefore.usage(until: cpuAfter),
             commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples)
     }
 }

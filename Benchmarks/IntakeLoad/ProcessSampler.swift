@@ -7,6 +7,7 @@ final class RSSSampler: @unchecked Sendable {
     private var maxKiB = 0
     private var phaseMaxKiB = 0
     private var lastKiB = 0
+    private var samples: [(at: UInt64, kib: Int)] = []
     private var task: Task<Void, Never>?
 
     init(pid: Int32) {
@@ -20,6 +21,7 @@ final class RSSSampler: @unchecked Sendable {
                 if let kib = Self.vmRSS(pid: pid) {
                     lock.withLock {
                         lastKiB = kib
+                        samples.append((monotonicNanos(), kib))
                         maxKiB = Swift.max(maxKiB, kib)
                         phaseMaxKiB = Swift.max(phaseMaxKiB, kib)
                     }
@@ -39,6 +41,16 @@ final class RSSSampler: @unchecked Sendable {
             let m = Swift.max(phaseMaxKiB, lastKiB)
             phaseMaxKiB = lastKiB
             return Double(m) / 1024
+        }
+    }
+
+    /// RSS in MiB at the start, 25/50/75 % and the end of `start...end`: a leak grows
+    /// steadily through a phase, a working set levels off.
+    func trend(from start: UInt64, to end: UInt64) -> [Double] {
+        let inRange = lock.withLock { samples.filter { $0.at >= start && $0.at <= end } }
+        guard !inRange.isEmpty else { return [] }
+        return [0, 0.25, 0.5, 0.75, 1].map { q in
+            Double(inRange[min(inRange.count - 1, Int(q * Double(inRange.count - 1)))].kib) / 1024
         }
     }
 

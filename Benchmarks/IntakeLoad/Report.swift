@@ -124,7 +124,7 @@ struct Report {
         line("   sent \(p.sent), replies \(p.replies) (accepted \(p.accepted), rejected \(p.rejected), duplicate replies \(p.duplicates)), distinct tracking numbers \(p.distinctTrackingNumbers)")
         line("   accepted: \(fmt(p.throughput.overall, 0)) tickets/s over \(fmt(p.seconds, 2)) s (steady 10-90 %: \(fmt(p.throughput.steady, 0))/s, slowest whole second: \(fmt(p.throughput.worstSecond, 0)))")
         line("   reply latency: \(p.latency.line)")
-        line("   intake max RSS in phase: \(fmt(p.maxRSSMiB)) MiB")
+        line("   intake max RSS in phase: \(fmt(p.maxRSSMiB)) MiB (at 0/25/50/75/100 % of the phase: \(p.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
         if let commits = p.commits {
             line("   database commits: \(commits) (\(fmt(Double(p.accepted) / Double(max(commits, 1)), 1)) tickets per commit, incl. outbox deletes)")
         }
@@ -139,7 +139,7 @@ struct Report {
             "slowestSecond": .number(rounded(p.throughput.worstSecond, 0)),
             "latencyMs": ["p50": .number(rounded(p.latency.p50, 2)), "p90": .number(rounded(p.latency.p90, 2)), "p99": .number(rounded(p.latency.p99, 2)),
                           "p999": .number(rounded(p.latency.p999, 2)), "max": .number(rounded(p.latency.max, 2)), "mean": .number(rounded(p.latency.mean, 2))],
-            "maxRSSMiB": .number(rounded(p.maxRSSMiB)), "commits": p.commits.map { .int($0) } ?? .null, "cpuSeconds": cpuJSON(p.cpu),
+            "maxRSSMiB": .number(rounded(p.maxRSSMiB)), "rssTrendMiB": .array(p.rssTrend.map { .number(rounded($0)) }), "commits": p.commits.map { .int($0) } ?? .null, "cpuSeconds": cpuJSON(p.cpu),
         ]
     }
 
