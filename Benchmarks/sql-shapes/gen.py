@@ -57,11 +57,11 @@ for k in range(B):
         "WITH n AS (SELECT nextval('intake.ticket_number') AS seq) INSERT INTO intake.tickets (tracking_number, message_id, customer_id, contact_email, kind, "
         "environment, channel, summary, description, impact, urgency, catalog_item, component, product, requested_priority, phone_required, status, received_at, updated_at) "
         f"SELECT 'INC-' || lpad(n.seq::text, 6, '0'), {m}, 'bench', 'ana@bench.example', 'incident', 'production', 'api', 'Checkout latency', '{DESC}', "
-        "'degraded', 'medium', NULL, 'checkout-api', NULL, NULL, false, 'new', now(), now() FROM n RETURNING tracking_number \\gset",
+        "'degraded', 'medium', NULL, 'checkout-api', NULL, NULL, false, 'new', now(), now() FROM n RETURNING tracking_number;",
         "INSERT INTO intake.ticket_audit (tracking_number, event, action, from_status, to_status, actor, note, at, data) "
-        "VALUES (:tracking_number, 'received', NULL, NULL, 'new', 'ana@bench.example', NULL, now(), '{\"channel\":\"api\",\"phoneRequired\":false}');",
+        "VALUES ('INC-' || lpad(currval('intake.ticket_number')::text, 6, '0'), 'received', NULL, NULL, 'new', 'ana@bench.example', NULL, now(), '{\"channel\":\"api\",\"phoneRequired\": false}');",
         "RELEASE SAVEPOINT command;",
-        f"UPDATE intake.inbox SET reply = '{{\"ok\":true,\"result\":{{\"trackingNumber\":\"INC-000001\"}}}}' WHERE message_id = {m};",
+        f"UPDATE intake.inbox SET reply = '{{\"ok\": true,\"result\": {{\"trackingNumber\":\"INC-000001\"}}}}' WHERE message_id = {m};",
     ]
 values = ",".join(f"('', 'q', 'x-{k}', 'c', 'application/json', '{{}}', '{body}')" for k in range(2 * B))
 lines += [f"INSERT INTO intake.outbox (exchange, routing_key, message_id, correlation_id, content_type, headers, body) VALUES {values} RETURNING id;",
@@ -75,7 +75,7 @@ set_based = [
     "BEGIN;",
     # Which commands are new: one statement for the batch.
     f"INSERT INTO intake.inbox (message_id, command, body_hash, reply, received_at) SELECT {m}, 'ticket.submit', 42, "
-    f"'{{\"ok\":true,\"result\":{{\"trackingNumber\":\"INC-000001\"}}}}', now() FROM generate_series(1, {B}) g ON CONFLICT (message_id) DO NOTHING RETURNING message_id;",
+    f"'{{\"ok\": true,\"result\": {{\"trackingNumber\":\"INC-000001\"}}}}', now() FROM generate_series(1, {B}) g ON CONFLICT (message_id) DO NOTHING RETURNING message_id;",
     # Customers and contacts of the batch in one look-up.
     "SELECT c.customer_id, k.email, k.active FROM intake.customers c JOIN intake.contacts k USING (customer_id) WHERE c.customer_id = ANY('{bench}') AND k.email = ANY('{ana@bench.example}');",
     # Tickets and their audit rows in one statement.
@@ -84,7 +84,7 @@ set_based = [
     f"SELECT 'INC-' || lpad(nextval('intake.ticket_number')::text, 6, '0'), {m}, 'bench', 'ana@bench.example', 'incident', 'production', 'api', 'Checkout latency', "
     f"'{DESC}', 'degraded', 'medium', NULL, 'checkout-api', NULL, NULL, false, 'new', now(), now() FROM generate_series(1, {B}) g RETURNING tracking_number) "
     "INSERT INTO intake.ticket_audit (tracking_number, event, to_status, actor, at, data) SELECT tracking_number, 'received', 'new', 'ana@bench.example', now(), "
-    "'{\"channel\":\"api\",\"phoneRequired\":false}' FROM t;",
+    "'{\"channel\":\"api\",\"phoneRequired\": false}' FROM t;",
     f"INSERT INTO intake.outbox (exchange, routing_key, message_id, correlation_id, content_type, headers, body) VALUES {values} RETURNING id;",
     "COMMIT;",
     f"DELETE FROM intake.outbox WHERE id = ANY(ARRAY(SELECT id FROM intake.outbox ORDER BY id LIMIT {2 * B}));",
