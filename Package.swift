@@ -48,6 +48,11 @@ let package = Package(
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
         .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel"], path: "Tests/IntakeTests"),
+        // Load benchmark: intake end to end over AMQP, against the raw broker rate. See Benchmarks/README.md.
+        .executableTarget(name: "intake-load", dependencies: [
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", logging,
+            argumentParser,
+        ], path: "Benchmarks/IntakeLoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
         // Operator tool; `cssctl calendar ...` is its first subcommand group.

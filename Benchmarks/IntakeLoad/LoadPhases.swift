@@ -1,0 +1,193 @@
+import CSSAMQP
+import CSSModel
+import Foundation
+
+/// The result of one load phase against intake.
+struct PhaseResult: Sendable {
+    var name: String
+    var sent: Int
+    var replies: Int
+    var accepted: Int
+    var rejected: Int
+    var duplicates: Int
+    var distinctTrackingNumbers: Int
+    var seconds: Double
+    var throughput: ThroughputSummary
+    var latency: LatencySummary
+    var maxRSSMiB: Double
+    /// RSS at 0/25/50/75/100 % of the phase.
+    var rssTrend: [Double]
+    var cpu: CPUUsage
+    var commits: Int?
+    var samples: [String]
+}
+
+/// Builds `ticket.submit` bodies of about 300 bytes, a mix of incidents and service requests.
+struct TicketFactory: Sendable {
+    let runID: String
+    let customerID: String
+    let contact: String
+
+    func body(_ i: Int) -> [UInt8] {
+        var o: JSONObject = ["customerId": .string(customerID), "contactEmail": .string(contact), "channel": "api"]
+        if i % 4 == 3 {
+            o["kind"] = "service_request"
+            o["environment"] = "non_production"
+            o["catalogItem"] = "password-reset"
+            o["summary"] = .string("Password reset for build agent \(i % 97)")
+        } else {
+            o["kind"] = "incident"
+            o["environment"] = i % 2 == 0 ? "production" : "non_production"
+            o["impact"] = i % 3 == 0 ? "degraded" : "minor"
+            o["urgency"] = "medium"
+            o["summary"] = .string("Checkout latency above threshold (\(i))")
+            o["component"] = "checkout-api"
+        }
+        o["description"] = .string("Synthetic ticket \(i) of intake-load run \(runID): p95 latency of the checkout API exceeded 2 s for 5 min.")
+        return JSONValue.object(o).encoded()
+    }
+}
+
+/// Drives one phase: sending, waiting for the replies, measuring.
+struct LoadDriver {
+    let client: LoadClient
+    let factory: TicketFactory
+    let sampler: RSSSampler
+    let intakePID: Int32
+    let databaseName: String
+    /// Publish calls allowed in flight at once.
+    let publishers: Int
+    /// How long the run may go without a single reply before it is declared stuck.
+    let stallTimeout: Duration = .seconds(60)
+
+    /// Closed loop: `count` tickets as fast as intake answers, never more than `inFlight` unanswered.
+    func saturation(count: Int, inFlight: Int, chunk: Int, commits: () async -> Int?) async throws -> PhaseResult {
+        let phase = PhaseState(tag: "sat-", count: count)
+        client.begin(phase)
+        _ = sampler.takePhaseMaxMiB()
+        let commitsBefore = await commits()
+        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let start = monotonicNanos()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var sent = 0
+            var running = 0
+            var lastProgress = (replies: 0, at: ContinuousClock.now)
+            while sent < count {
+                try Abort.check()
+                let replies = client.withPhase { $0.replies } ?? 0
+                if replies != lastProgress.replies { lastProgress = (replies, ContinuousClock.now) }
+                let k = min(chunk, count - sent)
+                if sent - replies + k > inFlight {
+                    if ContinuousClock.now - lastProgress.at > stallTimeout {
+                        throw BenchError("saturation: no reply for \(stallTimeout) with \(sent - replies) outstanding")
+                    }
+                    try await Task.sleep(for: .microseconds(500))
+                    continue
+                }
+                let messages = try await send(phase, from: sent, count: k, at: { _ in monotonicNanos() })
+                if running == publishers {
+                    try await group.next()
+                    running -= 1
+                }
+                group.addTask { try await client.publish(messages) }
+                running += 1
+                sent += k
+            }
+            try await group.waitForAll()
+        }
+        try await drain(phase, sent: count)
+        return await finish(phase, name: "saturation", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
+    }
+
+    /// Open loop: `rate` tickets a second for `seconds`, each stamped with the time it
+    /// was due, so a stall shows up as latency instead of as a slower sender.
+    func fixedRate(rate: Int, seconds: Int, commits: () async -> Int?) async throws -> PhaseResult {
+        let count = rate * seconds
+        let phase = PhaseState(tag: "lat-", count: count)
+        client.begin(phase)
+        _ = sampler.takePhaseMaxMiB()
+        let commitsBefore = await commits()
+        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let start = monotonicNanos() + 5_000_000
+        let interval = 1e9 / Double(rate)
+        func due(_ i: Int) -> UInt64 { start + UInt64(Double(i) * interval) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var sent = 0
+            var running = 0
+            while sent < count {
+                try Abort.check()
+                let now = monotonicNanos()
+                // Everything due by now goes out in one publish call.
+                var upTo = sent
+                while upTo < count && due(upTo) <= now { upTo += 1 }
+                if upTo > sent {
+                    let messages = try await send(phase, from: sent, count: upTo - sent, at: due)
+                    // Publishing must never hold the pacer back: past the limit, wait for a call to finish.
+                    if running >= max(publishers, 64) {
+                        try await group.next()
+                        running -= 1
+                    }
+                    group.addTask { try await client.publish(messages) }
+                    running += 1
+                    sent = upTo
+                }
+                try await Task.sleep(for: .microseconds(500))
+            }
+            try await group.waitForAll()
+        }
+        try await drain(phase, sent: count)
+        return await finish(phase, name: "fixed-rate", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
+    }
+
+    /// Stamps and builds messages `from..<from+count`; the stamp is set before publishing
+    /// so a fast reply always finds it.
+    private func send(_ phase: PhaseState, from: Int, count: Int, at stamp: (Int) -> UInt64) async throws -> [OutgoingMessage] {
+        var messages: [OutgoingMessage] = []
+        messages.reserveCapacity(count)
+        for i in from..<(from + count) {
+            messages.append(client.command(CommandName.ticketSubmit, body: factory.body(i), messageID: "bench-\(factory.runID)-\(phase.tag)\(i)",
+                                           correlationID: phase.correlationID(i)))
+        }
+        let stamps = (from..<(from + count)).map(stamp)
+        _ = client.withPhase { p in
+            for (offset, t) in stamps.enumerated() { p.sentAt[from + offset] = t }
+        }
+        return messages
+    }
+
+    /// Waits until every sent message got its reply, or no reply came for the stall timeout.
+    private func drain(_ phase: PhaseState, sent: Int) async throws {
+        var last = (replies: -1, at: ContinuousClock.now)
+        while true {
+            try Abort.check()
+            let replies = client.withPhase { $0.replies } ?? 0
+            if replies >= sent { return }
+            if replies != last.replies { last = (replies, ContinuousClock.now) }
+            if ContinuousClock.now - last.at > stallTimeout {
+                // Report what arrived; the missing replies show in the figures.
+                FileHandle.standardError.write(Data("intake-load: \(sent - replies) replies missing after \(stallTimeout) without progress\n".utf8))
+                return
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    private func finish(_ phase: PhaseState, name: String, sent: Int, start: UInt64, cpuBefore: CPUSnapshot, commitsBefore: Int?,
+                        commits: () async -> Int?) async -> PhaseResult {
+        let cpuAfter = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let rss = sampler.takePhaseMaxMiB()
+        // Statistics reach pg_stat_database when a backend goes idle, at most once a second.
+        try? await Task.sleep(for: .milliseconds(1200))
+        let commitsAfter = await commits()
+        let snapshot = client.withPhase { p in
+            (p.replies, p.accepted, p.rejected, p.duplicates, p.trackingNumbers.count, p.lastReplyAt, p.okTimes, p.latencies, p.samples)
+        }!
+        let (replies, accepted, rejected, duplicates, distinct, lastReplyAt, okTimes, latencies, samples) = snapshot
+        return PhaseResult(
+            name: name, sent: sent, replies: replies, accepted: accepted, rejected: rejected, duplicates: duplicates,
+            distinctTrackingNumbers: distinct, seconds: Double(max(lastReplyAt, start) - start) / 1e9,
+            throughput: ThroughputSummary(start: start, replyTimes: okTimes), latency: LatencySummary(nanos: latencies),
+            maxRSSMiB: rss, rssTrend: sampler.trend(from: start, to: cpuAfter.at), cpu: cpuBefore.usage(until: cpuAfter),
+            commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples)
+    }
+}

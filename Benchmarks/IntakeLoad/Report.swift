@@ -1,0 +1,156 @@
+import CSSModel
+import Foundation
+
+/// Prints the human-readable report as the run goes, and collects the figures for the
+/// final JSON line.
+struct Report {
+    private var json = JSONObject()
+    private var checks: [(String, Bool)] = []
+    private var rawRate: Double?
+    private var saturation: PhaseResult?
+    private var fixedRateOffered: Int
+    private var results = JSONObject()
+
+    init(runID: String, arguments a: IntakeLoad) {
+        fixedRateOffered = a.rate
+        json["tool"] = "intake-load"
+        json["runId"] = .string(runID)
+        json["cores"] = .int(ProcessInfo.processInfo.activeProcessorCount)
+        json["loadAverageAtStart"] = .string(loadAverage())
+        var settings = JSONObject()
+        settings["tickets"] = .int(a.tickets)
+        settings["rate"] = .int(a.rate)
+        settings["seconds"] = .int(a.seconds)
+        settings["rawMessages"] = .int(a.rawMessages)
+        settings["rawBatch"] = .int(a.rawBatch)
+        settings["rawPipeline"] = .int(a.rawPipeline)
+        settings["inFlight"] = .int(a.inFlight)
+        settings["chunk"] = .int(a.chunk)
+        settings["workers"] = a.workers.map { .int($0) } ?? .null
+        settings["batchSize"] = a.batchSize.map { .int($0) } ?? .null
+        settings["prefetch"] = a.prefetch.map { .int($0) } ?? .null
+        json["settings"] = .object(settings)
+    }
+
+    func line(_ text: String) {
+        // Line by line, so a run piped through tee shows progress and survives a crash.
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    mutating func raw(_ r: RawResult) {
+        rawRate = r.rate
+        line("")
+        line("== raw ceiling: AMQPPublisher (confirms) -> durable queue -> AMQPConsumer (manual ack), no database")
+        line("   \(r.messages) messages of 300 B in \(fmt(r.seconds, 2)) s: \(fmt(r.rate, 0)) msg/s end to end (publish+confirm alone \(fmt(r.publishRate, 0)) msg/s)")
+        for l in r.cpu.lines(per: r.messages, unit: "msg") { line("   " + l) }
+        results["raw"] = [
+            "messages": .int(r.messages), "seconds": .number(rounded(r.seconds, 2)), "msgPerSecond": .number(rounded(r.rate, 0)),
+            "publishConfirmPerSecond": .number(rounded(r.publishRate, 0)), "cpuSeconds": cpuJSON(r.cpu),
+        ]
+    }
+
+    mutating func saturation(_ p: PhaseResult) {
+        saturation = p
+        line("")
+        line("== saturation: ticket.submit, closed loop")
+        phaseLines(p)
+        let accepted = p.throughput.overall
+        if let rawRate {
+            let ratio = accepted / rawRate
+            line("   ratio to raw ceiling: \(fmt(ratio, 3)) (\(fmt(accepted, 0)) / \(fmt(rawRate, 0)))")
+            results["ratioToRaw"] = .number(rounded(ratio, 3))
+            checks.append(("ratio to raw >= 0.15 (\(fmt(ratio, 3)))", ratio >= 0.15))
+        }
+        checks.append(("saturation: no broker restart by others during the phase", !p.cpu.brokerRestarted))
+        checks.append(("accepted tickets/s >= 3000 (\(fmt(accepted, 0)))", accepted >= 3000))
+        checks.append(("every ticket accepted (\(p.accepted)/\(p.sent))", p.accepted == p.sent))
+        results["saturation"] = phaseJSON(p)
+    }
+
+    mutating func fixedRate(_ p: PhaseResult) {
+        line("")
+        line("== fixed rate: \(fixedRateOffered) tickets/s offered, open loop (latency from the time each was due)")
+        phaseLines(p)
+        checks.append(("fixed rate: no broker restart by others during the phase", !p.cpu.brokerRestarted))
+        checks.append(("p99 reply latency at \(fixedRateOffered)/s <= 50 ms (\(fmt(p.latency.p99, 1)) ms)", p.latency.p99 <= 50))
+        results["fixedRate"] = phaseJSON(p)
+    }
+
+    mutating func readAfterReply(_ phase: String, _ r: (checked: Int, found: Int)) {
+        line("   read after reply: \(r.found) of \(r.checked) sampled tracking numbers found in intake.tickets")
+        checks.append(("\(phase): sampled replied tickets stored (\(r.found)/\(r.checked))", r.found == r.checked))
+    }
+
+    mutating func sqlCheck(_ c: SQLCheck) {
+        let sat = saturation?.accepted
+        line("")
+        line("== SQL check (intake.tickets of this run)")
+        line("   saturation: \(c.saturationRows) rows, \(c.saturationDistinct) distinct tracking numbers, \(sat.map(String.init) ?? "-") accepted replies")
+        line("   fixed rate: \(c.fixedRateRows) rows, \(c.fixedRateDistinct) distinct tracking numbers")
+        line("   all tickets \(c.allTickets), audit rows \(c.auditRows), outbox rows left \(c.outboxLeft)")
+        if let sat {
+            checks.append(("SQL: tickets == accepted == distinct tracking numbers (\(c.saturationRows)/\(sat)/\(c.saturationDistinct))",
+                           c.saturationRows == sat && c.saturationDistinct == sat))
+        }
+        results["sqlCheck"] = [
+            "saturationRows": .int(c.saturationRows), "saturationDistinct": .int(c.saturationDistinct),
+            "fixedRateRows": .int(c.fixedRateRows), "fixedRateDistinct": .int(c.fixedRateDistinct),
+            "allTickets": .int(c.allTickets), "auditRows": .int(c.auditRows), "outboxLeft": .int(c.outboxLeft),
+        ]
+    }
+
+    mutating func shutdown(status: Int32?, maxRSS: Double) {
+        line("")
+        line("== intake: max RSS \(fmt(maxRSS)) MiB over the whole run; SIGTERM -> \(status.map { "exit \($0)" } ?? "no exit within 30 s, killed")")
+        checks.append(("intake max RSS <= 100 MiB (\(fmt(maxRSS)) MiB)", maxRSS <= 100))
+        checks.append(("intake exits 0 on SIGTERM", status == 0))
+        results["maxRSSMiB"] = .number(rounded(maxRSS))
+        results["exitStatus"] = status.map { .int(Int($0)) } ?? .null
+    }
+
+    mutating func finish(failed: Bool) {
+        line("")
+        line("== targets (2-core machine shared with other work: see load average and 'rest of machine' CPU)")
+        for (name, ok) in checks { line("   [\(ok ? "PASS" : "MISS")] \(name)") }
+        json["results"] = .object(results)
+        json["targets"] = object(checks.map { ($0.0, JSONValue.bool($0.1)) })
+        json["failed"] = .bool(failed)
+        json["loadAverageAtEnd"] = .string(loadAverage())
+        line("")
+        line(JSONValue.object(json).jsonText)
+    }
+
+    private func phaseLines(_ p: PhaseResult) {
+        line("   sent \(p.sent), replies \(p.replies) (accepted \(p.accepted), rejected \(p.rejected), duplicate replies \(p.duplicates)), distinct tracking numbers \(p.distinctTrackingNumbers)")
+        line("   accepted: \(fmt(p.throughput.overall, 0)) tickets/s over \(fmt(p.seconds, 2)) s (steady 10-90 %: \(fmt(p.throughput.steady, 0))/s, slowest whole second: \(fmt(p.throughput.worstSecond, 0)))")
+        line("   reply latency: \(p.latency.line)")
+        line("   intake max RSS in phase: \(fmt(p.maxRSSMiB)) MiB (at 0/25/50/75/100 % of the phase: \(p.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
+        if let commits = p.commits {
+            line("   database commits: \(commits) (\(fmt(Double(p.accepted) / Double(max(commits, 1)), 1)) tickets per commit, incl. outbox deletes)")
+        }
+        for l in p.cpu.lines(per: p.accepted, unit: "ticket") { line("   " + l) }
+    }
+
+    private func phaseJSON(_ p: PhaseResult) -> JSONValue {
+        [
+            "sent": .int(p.sent), "replies": .int(p.replies), "accepted": .int(p.accepted), "rejected": .int(p.rejected),
+            "distinctTrackingNumbers": .int(p.distinctTrackingNumbers), "seconds": .number(rounded(p.seconds, 2)),
+            "acceptedPerSecond": .number(rounded(p.throughput.overall, 0)), "steadyPerSecond": .number(rounded(p.throughput.steady, 0)),
+            "slowestSecond": .number(rounded(p.throughput.worstSecond, 0)),
+            "latencyMs": ["p50": .number(rounded(p.latency.p50, 2)), "p90": .number(rounded(p.latency.p90, 2)), "p99": .number(rounded(p.latency.p99, 2)),
+                          "p999": .number(rounded(p.latency.p999, 2)), "max": .number(rounded(p.latency.max, 2)), "mean": .number(rounded(p.latency.mean, 2))],
+            "maxRSSMiB": .number(rounded(p.maxRSSMiB)), "rssTrendMiB": .array(p.rssTrend.map { .number(rounded($0)) }), "commits": p.commits.map { .int($0) } ?? .null, "cpuSeconds": cpuJSON(p.cpu),
+        ]
+    }
+
+    private func cpuJSON(_ u: CPUUsage) -> JSONValue {
+        object(u.json.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.number($0.value)) })
+    }
+}
+
+/// A JSON object keeping the order of `pairs`.
+private func object(_ pairs: [(String, JSONValue)]) -> JSONValue {
+    var o = JSONObject()
+    for (k, v) in pairs { o[k] = v }
+    return .object(o)
+}
