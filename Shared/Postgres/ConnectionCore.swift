@@ -121,6 +121,9 @@ final class ConnectionCore {
         if let connection { PQfinish(connection) }
         connection = nil
         notices = nil
+        // Prepared statements live in the server session: a new connection has none.
+        prepared.removeAll()
+        seen.removeAll()
     }
 
     func close() {
@@ -130,13 +133,34 @@ final class ConnectionCore {
 
     // MARK: Statements
 
+    /// Statements prepared on this connection, by SQL text and parameter types.
+    private var prepared: [String: String] = [:]
+    /// Statements seen once: a text is prepared the second time it runs, so one-off SQL
+    /// (DDL, look-ups by hand) does not fill the session with prepared statements.
+    private var seen: Set<String> = []
+    /// Statements with generated text (a placeholder list per row) could be endless; stop there.
+    static let maximumPrepared = 256
+
     /// Runs one statement with `$n` parameters and copies its result into Swift memory.
+    ///
+    /// A statement that runs again is prepared once per connection and then executed by
+    /// name: the server parses and plans it once, not on every call (for intake's
+    /// per-batch statements that is most of PostgreSQL's CPU time).
     func run(_ sql: String, _ parameters: [PostgresValue]) throws -> PostgresRows {
         let connection = try liveConnection()
         if sql.utf8.contains(0) {
             throw PostgresError(code: PostgresError.invalidParameter, message: "the SQL text contains a NUL character")
         }
         let set = try ParameterSet(parameters)
+        var key = sql
+        for i in 0..<Int(set.count) { key += ",\(set.types[i])" }
+        if let name = try prepared[key] ?? prepareIfRepeated(key: key, sql: sql, set: set, connection: connection) {
+            let result = withExtendedLifetime(set) {
+                name.withCString { PQexecPrepared(connection, $0, set.count, set.values.pointers, set.values.lengths, set.formats, 0) }
+            }
+            defer { PQclear(result) }
+            return try rows(from: result, connection: connection)
+        }
         let result = withExtendedLifetime(set) {
             sql.withCString { text in
                 PQexecParams(connection, text, set.count, set.types, set.values.pointers, set.values.lengths, set.formats, 0)
@@ -144,6 +168,23 @@ final class ConnectionCore {
         }
         defer { PQclear(result) }
         return try rows(from: result, connection: connection)
+    }
+
+    /// Prepares `sql` the second time it is seen; nil to run it unprepared.
+    private func prepareIfRepeated(key: String, sql: String, set: ParameterSet, connection: OpaquePointer) throws -> String? {
+        guard prepared.count < Self.maximumPrepared else { return nil }
+        guard seen.contains(key) else {
+            if seen.count < Self.maximumPrepared * 4 { seen.insert(key) }
+            return nil
+        }
+        let name = "css_\(prepared.count + 1)"
+        let result = name.withCString { n in
+            sql.withCString { text in PQprepare(connection, n, text, set.count, set.types) }
+        }
+        defer { PQclear(result) }
+        _ = try rows(from: result, connection: connection)
+        prepared[key] = name
+        return name
     }
 
     /// Runs trusted, parameterless SQL that may hold several statements (migrations).
