@@ -11,8 +11,8 @@ import ServiceLifecycle
 /// |---|---|---|
 /// | `CSS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2F` | broker |
 /// | `CSS_DATABASE_URL` | `postgres://css@127.0.0.1:5432/css` | database |
-/// | `CSS_WORKERS` | 4 | concurrent batches (and database connections for them) |
-/// | `CSS_BATCH_SIZE` | 64 | commands per transaction at most |
+/// | `CSS_WORKERS` | 2 | concurrent batches (and database connections for them) |
+/// | `CSS_BATCH_SIZE` | 256 | commands per transaction at most |
 /// | `CSS_PREFETCH` | 512 | unacknowledged deliveries the broker may send |
 /// | `CSS_LOG_LEVEL` | info | trace, debug, info, notice, warning, error, critical |
 public struct HostSettings: Sendable {
@@ -26,8 +26,11 @@ public struct HostSettings: Sendable {
         HostSettings(
             amqp: try AMQPConfiguration.fromEnvironment(env),
             database: try PostgresConfiguration.fromEnvironment(env, applicationName: "css-\(service)"),
-            workers: try env.int("CSS_WORKERS", default: 4, range: 1...64),
-            batchSize: try env.int("CSS_BATCH_SIZE", default: 64, range: 1...1000),
+            // Measured on 2 cores (Benchmarks/README.md): two workers with large batches keep
+            // both throughput and reply latency in target; more workers make smaller batches
+            // and more commits for the same load.
+            workers: try env.int("CSS_WORKERS", default: 2, range: 1...64),
+            batchSize: try env.int("CSS_BATCH_SIZE", default: 256, range: 1...1000),
             prefetch: try env.int("CSS_PREFETCH", default: 512, range: 1...65535))
     }
 
