@@ -23,7 +23,7 @@ let package = Package(
         .testTarget(name: "SupportTests", dependencies: ["CSSSupport"], path: "Tests/SupportTests"),
 
         // The pure domain: contract messages, validation, lifecycle rules. No I/O.
-        .target(name: "CSSModel", path: "Shared/Model"),
+        .target(name: "CSSModel", dependencies: ["CSSCalendar"], path: "Shared/Model"),
         .testTarget(name: "ModelTests", dependencies: ["CSSModel"], path: "Tests/ModelTests"),
 
         // Business-hours calendar engine: pure, no I/O except the explicit TZif loader.

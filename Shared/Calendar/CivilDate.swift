@@ -2,10 +2,9 @@
 ///
 /// Howard Hinnant's `days_from_civil` / `civil_from_days`: exact for every year,
 /// no tables, no Foundation.
-@usableFromInline
-enum Civil {
+public enum Civil {
     @inlinable
-    static func dayNumber(year: Int, month: Int, day: Int) -> Int64 {
+    public static func dayNumber(year: Int, month: Int, day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -16,7 +15,7 @@ enum Civil {
     }
 
     @inlinable
-    static func civil(_ dayNumber: Int64) -> (year: Int, month: Int, day: Int) {
+    public static func civil(_ dayNumber: Int64) -> (year: Int, month: Int, day: Int) {
         let z = dayNumber + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
