@@ -25,7 +25,9 @@ final class LoadClient: @unchecked Sendable {
 
     init(amqp: AMQPConfiguration, runID: String, prefetch: Int, logger: Logger) {
         replyQueue = "bench.replies.\(runID)"
-        let topology = ContractTopology.base.merging(Topology(queues: [.init(replyQueue)]))
+        // Like an integrator's RPC reply queue: transient (replies are not kept across a
+        // broker restart, so the broker does not write them to disk).
+        let topology = ContractTopology.base.merging(Topology(queues: [.init(replyQueue, durable: false, autoDelete: true)]))
         publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "intake-load-publisher", logger: logger)
         replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: prefetch,
                                name: "intake-load-replies", logger: logger)
