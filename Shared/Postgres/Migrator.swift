@@ -10,11 +10,23 @@ public struct Migration: Sendable, Equatable {
     /// It runs with `search_path` set to the service's schema (then `public`), so
     /// unqualified names land in that schema.
     public var sql: String
+    /// Whether code written before this migration can no longer work against the schema.
+    ///
+    /// Schema changes ship expand-then-contract, so that during a rolling deploy or a
+    /// rollback the previous build keeps running against the newer schema. Additive steps
+    /// (a new table, a nullable or defaulted column, an index) are the expand part and are
+    /// not breaking. The contract step, dropping or renaming a column or table, or adding a
+    /// constraint old code would violate, is breaking: it ships only once no build that
+    /// predates it runs, and a build that predates it refuses to start against it.
+    /// Recorded in `schema_migrations.breaking` so that older builds, which do not know the
+    /// migration, can tell.
+    public var breaking: Bool
 
-    public init(version: Int, name: String, sql: String) {
+    public init(version: Int, name: String, sql: String, breaking: Bool = false) {
         self.version = version
         self.name = name
         self.sql = sql
+        self.breaking = breaking
     }
 }
 
@@ -24,6 +36,10 @@ public struct Migration: Sendable, Equatable {
 /// lock keyed on the schema name, so two instances starting together apply each
 /// migration exactly once; each migration and its record commit together in one
 /// transaction, so a crash leaves either both or neither.
+///
+/// A build may start against a schema migrated by a newer one (a rolling deploy, a
+/// rollback) as long as every migration it does not know is additive; see
+/// `Migration.breaking`.
 public struct Migrator: Sendable {
     public let schema: String
     public let migrations: [Migration]
@@ -42,10 +58,13 @@ public struct Migrator: Sendable {
 
     /// Creates the schema if missing and applies the migrations it lacks, in version order.
     ///
+    /// When the database holds versions this build does not know (a newer release migrated
+    /// it) that are all additive, it logs a warning naming them and carries on.
+    ///
     /// - Returns: the versions this call applied (empty when the schema was current).
-    /// - Throws: `invalid_schema_name`, `invalid_migrations`; `unknown_migration_version` when
-    ///   the database holds versions this binary does not know (it was migrated by a newer
-    ///   release, and running old code against it could corrupt data); a migration's SQL error.
+    /// - Throws: `invalid_schema_name`, `invalid_migrations`; `breaking_migration_ahead` when
+    ///   a version this build does not know is breaking (running this code against it could
+    ///   fail or corrupt data), naming each such version and its name; a migration's SQL error.
     public func migrate(client: PostgresClient, logger: Logger) async throws -> [Int] {
         try Self.validate(schema: schema)
         let ordered = try Self.validate(migrations: migrations)
@@ -67,17 +86,33 @@ public struct Migrator: Sendable {
                 CREATE TABLE IF NOT EXISTS \(quoted).schema_migrations (
                     version integer PRIMARY KEY,
                     name text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
+                    applied_at timestamptz NOT NULL DEFAULT now(),
+                    breaking boolean NOT NULL DEFAULT false
                 )
                 """)
-            let applied = Set(try session.query("SELECT version FROM \(quoted).schema_migrations").map { try $0.int(0) })
-            let unknown = applied.subtracting(ordered.map(\.version)).sorted()
+            // Tables created before the flag existed; their rows predate it and were additive as far as anyone recorded.
+            try session.execute("ALTER TABLE \(quoted).schema_migrations ADD COLUMN IF NOT EXISTS breaking boolean NOT NULL DEFAULT false")
+            let recorded = try session.query("SELECT version, name, breaking FROM \(quoted).schema_migrations ORDER BY version").map {
+                (version: try $0.int("version"), name: try $0.string("name"), breaking: try $0.bool("breaking"))
+            }
+            let applied = Set(recorded.map(\.version))
+            let known = Set(ordered.map(\.version))
+            let unknown = recorded.filter { !known.contains($0.version) }
             if !unknown.isEmpty {
-                log.error("database schema is newer than this build", metadata: ["db.unknown_versions": "\(unknown)"])
-                throw PostgresError(
-                    code: PostgresError.unknownMigrationVersion,
-                    message: "schema \(schema) has migration versions \(unknown.map(String.init).joined(separator: ", ")) "
-                        + "that this build does not know; it was migrated by a newer release, refusing to run against it")
+                let ahead = unknown.filter(\.breaking)
+                if !ahead.isEmpty {
+                    log.error(
+                        "schema has breaking migrations this build predates",
+                        metadata: ["db.breaking_versions": "\(ahead.map(\.version))"])
+                    let list = ahead.map { "\($0.version) (\($0.name))" }.joined(separator: ", ")
+                    let (noun, pronoun) = ahead.count == 1 ? ("migration", "it") : ("migrations", "them")
+                    throw PostgresError(
+                        code: PostgresError.breakingMigrationAhead,
+                        message: "schema \(schema) has breaking \(noun) \(list) that this build predates; deploy a build that knows \(pronoun)")
+                }
+                log.warning(
+                    "schema is newer than this build; running against it, its migrations are additive",
+                    metadata: ["db.unknown_versions": "\(unknown.map(\.version))"])
             }
 
             var appliedNow: [Int] = []
@@ -89,8 +124,8 @@ public struct Migrator: Sendable {
                     try session.execute("SET LOCAL search_path TO \(quoted), public")
                     try session.executeScript(migration.sql)
                     try session.execute(
-                        "INSERT INTO \(quoted).schema_migrations (version, name) VALUES ($1, $2)",
-                        [.int(migration.version), .string(migration.name)])
+                        "INSERT INTO \(quoted).schema_migrations (version, name, breaking) VALUES ($1, $2, $3)",
+                        [.int(migration.version), .string(migration.name), .bool(migration.breaking)])
                 }
                 log.info("applied migration", metadata: ["db.version": "\(migration.version)", "db.migration": "\(migration.name)"])
                 appliedNow.append(migration.version)
