@@ -54,7 +54,8 @@ public struct AMQPConfiguration: Sendable, Equatable {
 /// A failure talking to the broker.
 public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Stable code: `connection_failed`, `connection_lost`, `login_failed`,
-    /// `channel_closed`, `declare_failed`, `nacked`, `publish_failed`, `closed`.
+    /// `channel_closed`, `declare_failed`, `nacked`, `confirm_timeout`, `protocol_error`
+    /// (the broker sent frames out of order: the connection is dropped), `publish_failed`, `closed`.
     public var code: String
     public var message: String
 

@@ -3,39 +3,73 @@ import Logging
 
 /// Consumes one queue with manual acknowledgement and a prefetch window.
 ///
-/// Workers take deliveries in batches with ``nextBatch(max:)``. After a lost connection it reconnects with
+/// Workers take deliveries in batches with ``nextBatch(max:maxBytes:)``. After a lost connection it reconnects with
 /// backoff, declares its topology again and resumes; deliveries of the lost
 /// connection can no longer be acknowledged (the broker redelivers them), so their
 /// acks are dropped here and handlers must be idempotent.
+///
+/// Memory is bounded twice: a body keeps at most `maxBodyBytes` (the rest is read and
+/// discarded, ``Delivery/isTruncated``), and while the bytes of deliveries received
+/// but not yet acked or nacked exceed `maxBufferedBytes`, the link stops reading the
+/// socket (the broker sees TCP back-pressure) but keeps the connection alive.
 public final class AMQPConsumer: @unchecked Sendable {
     public let queue: String
+    public let maxBodyBytes: Int
+    public let maxBufferedBytes: Int
     private let buffer = DeliveryBuffer()
     private let thread: LinkThread
+    private let counters = Counters()
 
     // Touched only on the link thread.
     private var consumerTag: String?
     private var consuming = true
+    private var ledger = UnackedLedger()
 
-    public init(configuration: AMQPConfiguration, topology: Topology, queue: String, prefetch: Int, name: String, logger: Logger) {
+    /// Starts connecting at once, in the background, retrying with backoff.
+    ///
+    /// - Parameters:
+    ///   - maxBodyBytes: the most of one body kept in memory (default 256 KiB); a longer
+    ///     body arrives truncated, with ``Delivery/bodySize`` telling its real size.
+    ///   - maxBufferedBytes: the body bytes received but not yet acked or nacked above
+    ///     which reading pauses (default 32 MiB); may be exceeded by one delivery.
+    public init(configuration: AMQPConfiguration, topology: Topology, queue: String, prefetch: Int,
+                maxBodyBytes: Int = 256 * 1024, maxBufferedBytes: Int = 32 * 1024 * 1024, name: String, logger: Logger) {
         self.queue = queue
+        self.maxBodyBytes = max(0, maxBodyBytes)
+        self.maxBufferedBytes = max(1, maxBufferedBytes)
         thread = LinkThread(configuration: configuration, name: name, logger: logger)
+        thread.link.maxBodyBytes = self.maxBodyBytes
         thread.onConnect = { [unowned self] t throws(AMQPError) in
             try t.link.declare(topology)
+            self.ledger.reset()
+            self.counters.set(unackedBytes: 0)
             self.consumerTag = nil
             if self.consuming {
                 self.consumerTag = try t.link.consume(queue: queue, prefetch: prefetch)
                 logger.info("consuming", metadata: ["amqp.queue": "\(queue)", "amqp.prefetch": "\(prefetch)"])
             }
         }
+        thread.shouldPauseReading = { [unowned self] in self.ledger.bytes >= self.maxBufferedBytes }
         thread.onIncoming = { [unowned self] t, incoming in
             switch incoming {
-            case .delivery(let exchange, let routingKey, let tag, let redelivered, let properties, let body):
+            case .delivery(let exchange, let routingKey, let tag, let redelivered, let properties, let body, let bodySize):
+                self.ledger.received(tag: tag, bytes: body.count)
+                self.counters.set(unackedBytes: self.ledger.bytes)
                 self.buffer.push(Delivery(
                     exchange: exchange, routingKey: routingKey, body: body, properties: properties,
-                    deliveryTag: tag, redelivered: redelivered, generation: t.generation))
+                    deliveryTag: tag, redelivered: redelivered, generation: t.generation, bodySize: bodySize))
             case .consumerCancelled:
-                // The broker cancels a consumer when its queue is deleted: redeclare by reconnecting.
-                t.fail(AMQPError(code: "consumer_cancelled", message: "the broker cancelled the consumer of \(queue)"))
+                guard self.consuming else { break }
+                // The broker cancels a consumer when its queue is deleted. Consuming again on
+                // the same connection keeps the unacked tags valid; reconnecting would void them.
+                self.counters.cancelled()
+                logger.warning("consumer cancelled by the broker; redeclaring", metadata: ["amqp.queue": "\(queue)"])
+                do throws(AMQPError) {
+                    try t.link.declare(topology)
+                    self.consumerTag = try t.link.consume(queue: queue, prefetch: prefetch)
+                } catch {
+                    t.fail(error)
+                }
             default:
                 break
             }
@@ -43,18 +77,27 @@ public final class AMQPConsumer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Waits for deliveries and returns up to `max` of them; nil once consuming
-    /// has stopped and every delivery was handed out.
-    public func nextBatch(max: Int) async -> [Delivery]? {
-        await buffer.next(max: max)
+    /// Waits for deliveries and returns up to `max` of them, and no more than `maxBytes`
+    /// of bodies unless the first alone is larger; nil once consuming has stopped and
+    /// every delivery was handed out.
+    public func nextBatch(max: Int, maxBytes: Int = .max) async -> [Delivery]? {
+        await buffer.next(max: max, maxBytes: maxBytes)
     }
 
     /// Acknowledges deliveries (after their effect is committed).
+    ///
+    /// Deliveries that complete the run of the lowest unacked tags go out as one
+    /// `basic.ack multiple`, the others one by one; deliveries of an earlier
+    /// connection are dropped (the broker has requeued them).
     public func ack(_ deliveries: [Delivery]) {
         guard !deliveries.isEmpty else { return }
-        thread.submit { t in
-            for d in deliveries where d.generation == t.generation && t.connected {
-                do throws(AMQPError) { try t.link.ack(d.deliveryTag, multiple: false) } catch { t.fail(error); return }
+        thread.submit { [unowned self] t in
+            guard t.connected else { return }
+            let acks = self.ledger.ack(deliveries.filter { $0.generation == t.generation }.map(\.deliveryTag))
+            self.counters.set(unackedBytes: self.ledger.bytes)
+            self.counters.sentAcks(acks.count)
+            for a in acks {
+                do throws(AMQPError) { try t.link.ack(a.tag, multiple: a.multiple) } catch { t.fail(error); return }
             }
         }
     }
@@ -65,14 +108,15 @@ public final class AMQPConsumer: @unchecked Sendable {
 
     /// Negatively acknowledges a delivery, requeueing it or not.
     public func nack(_ delivery: Delivery, requeue: Bool) {
-        thread.submit { t in
-            guard delivery.generation == t.generation, t.connected else { return }
+        thread.submit { [unowned self] t in
+            guard delivery.generation == t.generation, t.connected, self.ledger.settle(delivery.deliveryTag) else { return }
+            self.counters.set(unackedBytes: self.ledger.bytes)
             do throws(AMQPError) { try t.link.nack(delivery.deliveryTag, requeue: requeue) } catch { t.fail(error) }
         }
     }
 
     /// Stops new deliveries (basic.cancel); what was delivered can still be
-    /// acknowledged, and ``nextBatch(max:)`` returns nil once it has all been taken.
+    /// acknowledged, and ``nextBatch(max:maxBytes:)`` returns nil once it has all been taken.
     public func stopConsuming() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let queued = thread.submit { [unowned self] t in
@@ -100,10 +144,36 @@ public final class AMQPConsumer: @unchecked Sendable {
 
     public var isConnected: Bool { thread.connected }
 
-    /// Sends pending acks, closes the connection and ends ``nextBatch(max:)``.
+    /// How many times the broker cancelled this consumer (its queue was deleted) and it consumed again.
+    public var consumerCancellations: Int { counters.snapshot.cancellations }
+
+    /// Body bytes received on the current connection and not yet acked or nacked.
+    public var unackedBytes: Int { counters.snapshot.unackedBytes }
+
+    /// `basic.ack` frames sent so far (tests check that `multiple` saves frames).
+    var ackFramesSent: Int { counters.snapshot.ackFrames }
+
+    /// Sends pending acks, closes the connection and ends ``nextBatch(max:maxBytes:)``.
     public func close() async {
         await thread.stop()
         buffer.finish()
+    }
+
+    /// Numbers the link thread writes and any thread reads.
+    private final class Counters: @unchecked Sendable {
+        struct Snapshot {
+            var cancellations = 0
+            var unackedBytes = 0
+            var ackFrames = 0
+        }
+
+        private let lock = NSLock()
+        private var value = Snapshot()
+
+        var snapshot: Snapshot { lock.withLock { value } }
+        func cancelled() { lock.withLock { value.cancellations += 1 } }
+        func set(unackedBytes: Int) { lock.withLock { value.unackedBytes = unackedBytes } }
+        func sentAcks(_ n: Int) { lock.withLock { value.ackFrames += n } }
     }
 }
 
@@ -112,7 +182,7 @@ final class DeliveryBuffer: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [Delivery] = []
     private var head = 0
-    private var waiters: [(max: Int, continuation: CheckedContinuation<[Delivery]?, Never>)] = []
+    private var waiters: [(max: Int, maxBytes: Int, continuation: CheckedContinuation<[Delivery]?, Never>)] = []
     private var finished = false
 
     func push(_ delivery: Delivery) {
@@ -120,7 +190,7 @@ final class DeliveryBuffer: @unchecked Sendable {
             items.append(delivery)
             guard !waiters.isEmpty else { return nil }
             let w = waiters.removeFirst()
-            return (w.continuation, take(w.max))
+            return (w.continuation, take(w.max, maxBytes: w.maxBytes))
         }
         if let (c, batch) = resume { c.resume(returning: batch) }
     }
@@ -136,12 +206,12 @@ final class DeliveryBuffer: @unchecked Sendable {
         for c in toResume { c.resume(returning: nil) }
     }
 
-    func next(max: Int) async -> [Delivery]? {
+    func next(max: Int, maxBytes: Int = .max) async -> [Delivery]? {
         await withCheckedContinuation { (c: CheckedContinuation<[Delivery]?, Never>) in
             let immediate: [Delivery]?? = lock.withLock {
-                if head < items.count { return .some(take(max)) }
+                if head < items.count { return .some(take(max, maxBytes: maxBytes)) }
                 if finished { return .some(nil) }
-                waiters.append((max, c))
+                waiters.append((max, maxBytes, c))
                 return .none
             }
             if let immediate { c.resume(returning: immediate) }
@@ -149,8 +219,13 @@ final class DeliveryBuffer: @unchecked Sendable {
     }
 
     /// Call with the lock held.
-    private func take(_ max: Int) -> [Delivery] {
-        let end = min(items.count, head + max)
+    private func take(_ max: Int, maxBytes: Int) -> [Delivery] {
+        var end = head + 1
+        var bytes = items[head].body.count
+        while end < items.count && end - head < max && items[end].body.count <= maxBytes - bytes {
+            bytes += items[end].body.count
+            end += 1
+        }
         let batch = Array(items[head..<end])
         head = end
         if head == items.count {

@@ -27,6 +27,13 @@ final class LinkThread: @unchecked Sendable {
     var onIncoming: ((LinkThread, AMQPLink.Incoming) -> Void)?
     /// Called on the thread when the connection is lost or closed.
     var onDisconnect: ((LinkThread, AMQPError) -> Void)?
+    /// Asked on the thread between frames: while true the thread stops reading the
+    /// socket (TCP back-pressure) but still runs jobs and sends heartbeats.
+    var shouldPauseReading: (() -> Bool)?
+    /// Asked on the thread before each wait: the next instant ``onTick`` must run by.
+    var nextDeadline: (() -> ContinuousClock.Instant?)?
+    /// Called on the thread at every turn of the loop while connected (timeouts).
+    var onTick: ((LinkThread) -> Void)?
 
     private let lock = NSLock()
     private var jobs: [Job] = []
@@ -41,6 +48,13 @@ final class LinkThread: @unchecked Sendable {
     private(set) var generation = 0
     private(set) var connected = false
     private var attempt = 0
+    /// Set while reading is paused, until librabbitmq's heartbeat clock is restarted or
+    /// the socket is readable again. librabbitmq refreshes its receive-heartbeat deadline
+    /// only when a recv returns data; after a pause that deadline has passed, and a read
+    /// that finds the socket empty would report a heartbeat timeout. The first read
+    /// after POLLIN always gets data, so that is the fallback when the clock cannot be reset.
+    private var awaitingReadable = false
+    private var lastOwnHeartbeat = ContinuousClock.now
 
     init(configuration: AMQPConfiguration, name: String, logger: Logger) {
         self.configuration = configuration
@@ -135,6 +149,7 @@ final class LinkThread: @unchecked Sendable {
             try link.open(configuration, name: name)
             generation += 1
             connected = true
+            awaitingReadable = false
             try onConnect?(self)
             if attempt > 0 {
                 logger.info("AMQP connection restored", metadata: ["amqp.connection": "\(name)", "amqp.attempts": "\(attempt)"])
@@ -161,6 +176,8 @@ final class LinkThread: @unchecked Sendable {
         _ = poll(&fds, 1, max(0, milliseconds))
     }
 
+    private var readingPaused: Bool { shouldPauseReading?() ?? false }
+
     private func run() {
         let pollTimeout = Int32(max(100, min(1000, configuration.heartbeatSeconds * 1000 / 4)))
         while true {
@@ -182,16 +199,23 @@ final class LinkThread: @unchecked Sendable {
                 waitForWake(milliseconds: Int32(clamping: Backoff.milliseconds(wait)))
                 continue
             }
-            readAvailable()
+            onTick?(self)
             guard connected else { continue }
-            var fds = [
-                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: link.socketDescriptor, events: Int16(POLLIN), revents: 0),
-            ]
-            if !link.hasBufferedData {
-                _ = poll(&fds, 2, pollTimeout)
+            if awaitingReadable && !readingPaused && link.restartHeartbeatClock() { awaitingReadable = false }
+            if !readingPaused && !awaitingReadable { readAvailable() }
+            guard connected else { continue }
+            let paused = readingPaused
+            if paused { awaitingReadable = true }
+            if paused || awaitingReadable {
+                sendOwnHeartbeatIfDue()
+                guard connected else { continue }
             }
-            readAvailable()
+            waitForSocketOrWake(paused: paused, timeout: pollTimeout)
+            guard connected else { continue }
+            onTick?(self)
+            guard connected else { continue }
+            if awaitingReadable && !readingPaused && link.restartHeartbeatClock() { awaitingReadable = false }
+            if !readingPaused && !awaitingReadable { readAvailable() }
         }
         if connected {
             connected = false
@@ -201,11 +225,64 @@ final class LinkThread: @unchecked Sendable {
         finished.signal()
     }
 
-    /// Reads frames until none is ready (also services heartbeats).
+    /// Waits for the wake-up pipe, the socket (readable, or closed while paused) or the
+    /// next deadline, whichever comes first.
+    private func waitForSocketOrWake(paused: Bool, timeout: Int32) {
+        var milliseconds = timeout
+        if let deadline = nextDeadline?() {
+            milliseconds = min(milliseconds, Int32(clamping: max(0, Backoff.milliseconds(deadline - ContinuousClock.now) + 1)))
+        }
+        if paused || awaitingReadable {
+            let due = lastOwnHeartbeat + ownHeartbeatInterval
+            milliseconds = min(milliseconds, Int32(clamping: max(0, Backoff.milliseconds(due - ContinuousClock.now) + 1)))
+        }
+        if !paused && !awaitingReadable && link.hasBufferedData { return }
+        #if os(Linux)
+        let hangUp = Int16(0x2000) // POLLRDHUP: the peer closed (Glibc does not export it to Swift)
+        #else
+        let hangUp = Int16(0)
+        #endif
+        var fds = [
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: link.socketDescriptor, events: paused ? hangUp : Int16(POLLIN) | hangUp, revents: 0),
+        ]
+        _ = poll(&fds, 2, milliseconds)
+        let revents = fds[1].revents
+        if paused && revents & (Int16(POLLERR) | Int16(POLLHUP) | hangUp) != 0 {
+            // Not reading, so this is how a dead peer shows; unread frames die with it.
+            fail(AMQPError(code: "connection_lost", message: "the broker closed the socket while reading was paused"))
+            return
+        }
+        if revents & Int16(POLLIN) != 0 || revents & (Int16(POLLERR) | Int16(POLLHUP)) != 0 {
+            awaitingReadable = false
+        }
+    }
+
+    /// Half the heartbeat, as librabbitmq would, at least a second apart.
+    private var ownHeartbeatInterval: Duration {
+        .milliseconds(max(1000, link.heartbeatSeconds * 500))
+    }
+
+    private func sendOwnHeartbeatIfDue() {
+        guard link.heartbeatSeconds > 0, ContinuousClock.now - lastOwnHeartbeat >= ownHeartbeatInterval else { return }
+        lastOwnHeartbeat = ContinuousClock.now
+        do throws(AMQPError) { try link.sendHeartbeat() } catch { fail(error) }
+    }
+
+    /// Reads frames until none is ready or reading pauses (also services heartbeats).
     private func readAvailable() {
         var count = 0
         do throws(AMQPError) {
-            while connected, let incoming = try link.poll() {
+            while connected, !readingPaused, let incoming = try link.poll() {
+                switch incoming {
+                case .blocked(let reason):
+                    // Publishing on this connection stalls until unblocked (a broker alarm: memory or disk).
+                    logger.warning("AMQP connection blocked by the broker", metadata: ["amqp.connection": "\(name)", "amqp.blocked_reason": "\(reason)"])
+                case .unblocked:
+                    logger.info("AMQP connection unblocked by the broker", metadata: ["amqp.connection": "\(name)"])
+                default:
+                    break
+                }
                 onIncoming?(self, incoming)
                 count += 1
                 // Let queued jobs (acks) through during a flood of deliveries.

@@ -28,7 +28,20 @@ static inline amqp_rpc_reply_t css_amqp_login_plain(amqp_connection_state_t stat
 }
 
 /* Login with a connection_name client property, so operators can tell the
- * services' connections apart in `rabbitmqctl list_connections`. */
+ * services' connections apart in `rabbitmqctl list_connections`, and with the
+ * capabilities that make RabbitMQ send basic.cancel (queue deleted),
+ * connection.blocked/unblocked and basic.nack. amqp_login_with_properties merges
+ * this table into its defaults (amqp_merge_capabilities: tables with the same key
+ * merge recursively, ours win) and deep-copies the result into the connection's
+ * pool, so these stack entries need only outlive the call. */
+static inline amqp_table_entry_t css_amqp_bool_entry(const char *key, int value) {
+    amqp_table_entry_t entry;
+    entry.key = amqp_cstring_bytes(key);
+    entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    entry.value.value.boolean = value ? 1 : 0;
+    return entry;
+}
+
 static inline amqp_rpc_reply_t css_amqp_login_named(amqp_connection_state_t state,
                                                     const char *vhost,
                                                     int frame_max,
@@ -36,15 +49,38 @@ static inline amqp_rpc_reply_t css_amqp_login_named(amqp_connection_state_t stat
                                                     const char *user,
                                                     const char *password,
                                                     const char *connection_name) {
-    amqp_table_entry_t entry;
-    entry.key = amqp_cstring_bytes("connection_name");
-    entry.value.kind = AMQP_FIELD_KIND_UTF8;
-    entry.value.value.bytes = amqp_cstring_bytes(connection_name);
+    amqp_table_entry_t capabilities[5];
+    capabilities[0] = css_amqp_bool_entry("consumer_cancel_notify", 1);
+    capabilities[1] = css_amqp_bool_entry("connection.blocked", 1);
+    capabilities[2] = css_amqp_bool_entry("basic.nack", 1);
+    capabilities[3] = css_amqp_bool_entry("publisher_confirms", 1);
+    capabilities[4] = css_amqp_bool_entry("authentication_failure_close", 1);
+    amqp_table_t capabilities_table;
+    capabilities_table.num_entries = 5;
+    capabilities_table.entries = capabilities;
+
+    amqp_table_entry_t entries[2];
+    entries[0].key = amqp_cstring_bytes("connection_name");
+    entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    entries[0].value.value.bytes = amqp_cstring_bytes(connection_name);
+    entries[1].key = amqp_cstring_bytes("capabilities");
+    entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    entries[1].value.value.table = capabilities_table;
     amqp_table_t props;
-    props.num_entries = 1;
-    props.entries = &entry;
+    props.num_entries = 2;
+    props.entries = entries;
     return amqp_login_with_properties(state, vhost, 0, frame_max, heartbeat, &props,
                                       AMQP_SASL_METHOD_PLAIN, user, password);
+}
+
+/* A heartbeat frame, sent by hand while the consumer has stopped reading
+ * (librabbitmq only sends heartbeats from inside its read calls). */
+static inline int css_amqp_send_heartbeat(amqp_connection_state_t state) {
+    amqp_frame_t frame;
+    memset(&frame, 0, sizeof(frame));
+    frame.frame_type = AMQP_FRAME_HEARTBEAT;
+    frame.channel = 0;
+    return amqp_send_frame(state, &frame);
 }
 
 static inline amqp_table_entry_t css_amqp_utf8_entry(const char *key, size_t key_len,
