@@ -73,7 +73,8 @@ public enum RFC3339 {
               let minute = digits(14, 2), b[16] == UInt8(ascii: ":"),
               let second = digits(17, 2)
         else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+        // Year 0000 is valid RFC 3339 but not a year PostgreSQL stores (22008): refused here.
+        guard year >= 1, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
               hour <= 23, minute <= 59, second <= 59 else { return nil }
         var i = 19
         var fraction = 0.0
