@@ -40,6 +40,7 @@ let package = Package(
 
         // Reliable messaging and the service runtime: inbox, outbox, command processing, lifecycle.
         .target(name: "CSSRuntime", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSSupport", logging, lifecycle], path: "Shared/Runtime"),
+        .testTarget(name: "RuntimeTests", dependencies: ["CSSRuntime", "CSSModel"], path: "Tests/RuntimeTests"),
 
         // What integration tests share: fresh vhosts and databases, service processes, a contract client.
         .target(name: "CSSTestSupport", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSRuntime", "CSSSupport", logging], path: "Shared/TestSupport"),
@@ -47,7 +48,7 @@ let package = Package(
         // Services: a thin executable each, its logic in a library tests can import.
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
-        .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel"], path: "Tests/IntakeTests"),
+        .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel", "CSSRuntime"], path: "Tests/IntakeTests"),
         // Load benchmark: intake end to end over AMQP, against the raw broker rate. See Benchmarks/README.md.
         .executableTarget(name: "intake-load", dependencies: [
             "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", logging,

@@ -84,9 +84,21 @@ public protocol CommandHandler: Sendable {
 
     /// Handles new commands of one name together; one result per command, in order.
     func handleBatch(_ commands: [IncomingCommand], context: CommandContext) throws -> [CommandResult]
+
+    /// What `command` is about (its ticket, its customer), for ordering: commands with
+    /// conflicting keys never run in two workers at once and run in delivery order.
+    ///
+    /// The default serialises every command of the service (one key, exclusive): always
+    /// correct, but only one batch at a time. A command whose body is not what it should
+    /// be may return any keys (it will be refused); none makes it run at once.
+    func orderingKeys(_ command: IncomingCommand) -> [OrderingKey]
 }
 
 extension CommandHandler {
+    public func orderingKeys(_ command: IncomingCommand) -> [OrderingKey] {
+        [.exclusive("service")]
+    }
+
     public func handlesInBatches(_ command: String) -> Bool { false }
 
     public func handleBatch(_ commands: [IncomingCommand], context: CommandContext) throws -> [CommandResult] {

@@ -1,8 +1,43 @@
 import CSSAMQP
 import CSSModel
 
-/// The broker objects of the wire contract, declared by every service at start.
+/// The broker objects of the wire contract, from one description that every service
+/// declares whole at start.
+///
+/// Declaring every service's durable queue and bindings, not only its own, means a
+/// message published before its consumer ever started waits in that consumer's queue
+/// instead of being unroutable: `ticket.received` published by intake waits for the
+/// classification service. A service added to the system adds its entry to
+/// ``services``; its handlers must consume exactly what its entry says.
 public enum ContractTopology {
+    /// What one service consumes: commands on `css.commands`, events on `css.events`.
+    public struct ServiceQueues: Sendable, Equatable {
+        public var service: String
+        public var commands: [String]
+        public var events: [String]
+
+        public init(service: String, commands: [String], events: [String]) {
+            self.service = service
+            self.commands = commands
+            self.events = events
+        }
+    }
+
+    /// Every service of the system and what it consumes (docs/asyncapi.yaml, "operations").
+    public static let services: [ServiceQueues] = [
+        ServiceQueues(
+            service: "intake",
+            commands: [CommandName.customerOnboard, CommandName.contactAvailability, CommandName.ticketSubmit,
+                       CommandName.ticketTransition, CommandName.ticketGet],
+            events: [EventType.ticketClassified, EventType.ticketReclassified, EventType.slaStarted, EventType.slaRescheduled,
+                     EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]),
+        // The next service (issue 7): its queue exists from now on, so the facts it needs wait for it.
+        ServiceQueues(
+            service: "classification",
+            commands: [],
+            events: [EventType.ticketReceived, EventType.customerOnboarded]),
+    ]
+
     /// The four contract exchanges and the queue that keeps dead letters.
     public static let base = Topology(
         exchanges: [
@@ -18,9 +53,24 @@ public enum ContractTopology {
     /// no queue would drop them).
     public static let deadLetterQueue = "css.dead.messages"
 
+    /// The whole contract: exchanges, every service's queues and their bindings.
+    public static var all: Topology {
+        services.reduce(base) { topology, s in
+            var t = topology
+            if !s.commands.isEmpty { t = t.merging(commandQueue(service: s.service, commands: s.commands)) }
+            if !s.events.isEmpty { t = t.merging(eventQueue(service: s.service, types: s.events)) }
+            return t
+        }
+    }
+
+    /// The entry of `service`, nil when the description does not know it.
+    public static func queues(of service: String) -> ServiceQueues? {
+        services.first { $0.service == service }
+    }
+
     /// A service's command queue, bound to each command it handles.
     public static func commandQueue(service: String, commands: [String]) -> Topology {
-        let queue = "css.\(service).commands"
+        let queue = commandQueueName(service: service)
         return base.merging(Topology(
             queues: [.init(queue)],
             bindings: commands.map { .init(queue: queue, exchange: ExchangeName.commands, routingKey: $0) }))

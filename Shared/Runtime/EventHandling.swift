@@ -19,7 +19,13 @@ public protocol EventHandler: Sendable {
     func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent]
 }
 
-/// Consumes a service's event queue in batches: parse, dedupe, apply, commit, ack.
+/// Consumes a service's event queue in batches: validate, dedupe, apply, commit, ack.
+///
+/// Failures are handled like commands (``CommandProcessor``): transient ones retry the
+/// batch and store nothing; a permanent one re-runs the batch one event per
+/// transaction, so only the event that causes it is dead-lettered with the reason.
+/// An event that cannot be read, or carries text PostgreSQL cannot store, is
+/// dead-lettered before it reaches the handler.
 public final class EventProcessor: Sendable {
     let handler: any EventHandler
     let client: PostgresClient
@@ -30,9 +36,12 @@ public final class EventProcessor: Sendable {
     let events: EventFactory
     let clock: any CSSModel.Clock
     let logger: Logger
+    let retry: RetryLoop
+    let limits: RuntimeLimits
 
     public init(service: String, schema: String, handler: any EventHandler, client: PostgresClient, consumer: AMQPConsumer,
-                relay: OutboxRelay, clock: any CSSModel.Clock, logger: Logger) {
+                relay: OutboxRelay, clock: any CSSModel.Clock, logger: Logger, shutdown: ShutdownSignal = ShutdownSignal(),
+                limits: RuntimeLimits = RuntimeLimits()) {
         self.handler = handler
         self.client = client
         self.consumer = consumer
@@ -42,41 +51,104 @@ public final class EventProcessor: Sendable {
         self.events = EventFactory(service: service, clock: clock)
         self.clock = clock
         self.logger = logger
+        self.retry = RetryLoop(shutdown: shutdown, logger: logger)
+        self.limits = limits
     }
 
+    /// One worker: events are applied in the order they were delivered.
     public func run(batchSize: Int) async {
-        while let batch = await consumer.nextBatch(max: batchSize) {
+        while let batch = await consumer.nextBatch(max: batchSize, maxBytes: limits.maxBatchBytes) {
             await process(batch)
         }
     }
 
+    /// An event as read from a delivery, or why it cannot be applied.
+    enum Parsed {
+        case event(CloudEvent)
+        case invalid(String)
+    }
+
+    func parse(_ d: Delivery) -> Parsed {
+        if d.isTruncated || d.bodySize > limits.maxBodyBytes {
+            return .invalid("too_large: the event is \(d.bodySize) bytes; the limit is \(limits.maxBodyBytes)")
+        }
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(d.body)
+        } catch {
+            return .invalid("malformed_event: not a JSON document: \(error.description)")
+        }
+        if let field = StorableText.firstNUL(in: json) {
+            return .invalid("invalid_field: \(field) contains a NUL character, which cannot be stored")
+        }
+        guard let event = CloudEvent(json: json) else {
+            return .invalid("malformed_event: not a CloudEvents 1.0 document (specversion, id, type, source and an RFC 3339 time from year 0001 are required)")
+        }
+        return .event(event)
+    }
+
     public func process(_ deliveries: [Delivery]) async {
-        var attempt = 0
-        while true {
-            do {
-                let rows = try await commit(deliveries)
-                consumer.ack(deliveries)
-                await relay.deliver(rows)
-                return
-            } catch {
-                attempt += 1
-                if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("event batch not committed; retrying", metadata: ["error.message": "\(error)", "retry.attempt": "\(attempt)"])
+        let all = await retry.run("event batch", metadata: ["batch.size": "\(deliveries.count)"]) {
+            try await self.commit(deliveries)
+        }
+        switch all {
+        case .done(let rows):
+            consumer.ack(deliveries)
+            await relay.deliver(rows)
+        case .abandoned:
+            return
+        case .permanent(let error):
+            logger.warning("event batch failed permanently; applying its events one at a time", metadata: ["error.message": "\(error)"])
+            var done: [Delivery] = []
+            var rows: [OutboxRow] = []
+            for d in deliveries {
+                let alone = await retry.run("event") { try await self.commit([d]) }
+                switch alone {
+                case .done(let r):
+                    rows += r
+                case .abandoned:
+                    consumer.ack(done)
+                    await relay.deliver(rows)
+                    return
+                case .permanent(let error):
+                    logger.error("event failed permanently; dead-lettered", metadata: ["error.message": "\(error)"])
+                    let reason = "internal_error: the event could not be applied (\(CommandProcessor.code(of: error)))"
+                    let outbox = self.outbox
+                    let dead = await retry.run("event dead letter") {
+                        try await self.client.withTransaction { session in try outbox.insert([Self.deadLetter(d, reason: reason)], session: session) }
+                    }
+                    switch dead {
+                    case .done(let r): rows += r
+                    case .abandoned:
+                        consumer.ack(done)
+                        await relay.deliver(rows)
+                        return
+                    case .permanent(let last):
+                        logger.critical("an event could not even be dead-lettered; dropped", metadata: ["error.message": "\(last)"])
+                    }
                 }
-                try? await Task.sleep(for: Backoff().delay(attempt: attempt))
+                done.append(d)
             }
+            consumer.ack(done)
+            await relay.deliver(rows)
         }
     }
 
     func commit(_ deliveries: [Delivery]) async throws -> [OutboxRow] {
         let handler = self.handler, inbox = self.inbox, outbox = self.outbox, events = self.events, logger = self.logger
+        let parsed = deliveries.map(parse)
         let now = clock.now()
         return try await client.withTransaction { session in
             var messages: [OutboxMessage] = []
-            for d in deliveries {
-                guard let json = try? JSONValue.parse(d.body), let event = CloudEvent(json: json) else {
-                    messages.append(Self.deadLetter(d, reason: "malformed_event: not a CloudEvents 1.0 JSON document"))
+            for (d, p) in zip(deliveries, parsed) {
+                let event: CloudEvent
+                switch p {
+                case .invalid(let reason):
+                    logger.warning("event cannot be read; dead-lettered", metadata: ["amqp.routing_key": "\(StorableText.escaped(d.routingKey))", "error.message": "\(reason)"])
+                    messages.append(Self.deadLetter(d, reason: reason))
                     continue
+                case .event(let e):
+                    event = e
                 }
                 let claim = try inbox.claim(messageID: "event:\(event.id)", command: event.type, bodyHash: fnv1a64(d.body), receivedAt: now, session: session)
                 guard claim == .new else { continue }
@@ -97,8 +169,8 @@ public final class EventProcessor: Sendable {
     }
 
     static func deadLetter(_ d: Delivery, reason: String) -> OutboxMessage {
-        OutboxMessage(exchange: ExchangeName.dead, routingKey: d.routingKey, messageID: d.properties.messageID ?? UUID().uuidString.lowercased(),
-                      contentType: d.properties.contentType ?? "application/octet-stream",
-                      headers: ["x-css-error": reason, "x-css-original-exchange": d.exchange], body: d.body)
+        var headers = DeadLetter.headers(of: d)
+        headers["x-css-error"] = StorableText.escaped(reason)
+        return DeadLetter.message(d, headers: headers)
     }
 }

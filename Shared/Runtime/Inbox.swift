@@ -43,8 +43,20 @@ public struct RejectionRecord: Sendable {
     public var messageID: String?
     public var command: String
     public var errors: [CommandError]
+    /// What was kept of the body (at most 256 KiB are stored).
     public var body: [UInt8]
+    /// The body's size as it arrived.
+    public var bodySize: Int
     public var receivedAt: Date
+
+    public init(messageID: String?, command: String, errors: [CommandError], body: [UInt8], bodySize: Int, receivedAt: Date) {
+        self.messageID = messageID
+        self.command = command
+        self.errors = errors
+        self.body = body
+        self.bodySize = bodySize
+        self.receivedAt = receivedAt
+    }
 }
 
 /// One inbox entry to claim.
@@ -93,18 +105,39 @@ extension InboxStore {
             """, [PostgresArray.text(replies.map(\.messageID)), PostgresArray.text(replies.map { $0.reply.json.jsonText })])
     }
 
-    /// Stores refused commands for audit (R-CUS-3) with one statement.
+    /// Stores refused commands for audit (R-CUS-3), one statement per few MiB of bodies.
     public func recordRejections(_ records: [RejectionRecord], session: PostgresSession) throws {
-        guard !records.isEmpty else { return }
         let limit = ContractLimits.maxBodyBytes
-        try session.execute("""
-            INSERT INTO \(schema).rejections (message_id, command, errors, body, body_truncated, received_at)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[], $5::bool[], $6::timestamptz[])
-            """, [PostgresArray.text(records.map(\.messageID)), PostgresArray.text(records.map(\.command)),
-                  PostgresArray.text(records.map { JSONValue.array($0.errors.map(\.json)).jsonText }),
-                  PostgresArray.bytes(records.map { Array($0.body.prefix(limit)) }), PostgresArray.bool(records.map { $0.body.count > limit }),
-                  PostgresArray.text(records.map { RFC3339.format($0.receivedAt) })])
+        for part in sizeChunks(records, maxBytes: 8 * 1024 * 1024, size: { min($0.body.count, limit) }) {
+            try session.execute("""
+                INSERT INTO \(schema).rejections (message_id, command, errors, body, body_truncated, received_at)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[], $5::bool[], $6::timestamptz[])
+                """, [PostgresArray.text(part.map(\.messageID)), PostgresArray.text(part.map(\.command)),
+                      PostgresArray.text(part.map { JSONValue.array($0.errors.map(\.json)).jsonText }),
+                      PostgresArray.bytes(part.map { Array($0.body.prefix(limit)) }), PostgresArray.bool(part.map { $0.bodySize > limit }),
+                      PostgresArray.text(part.map { RFC3339.format($0.receivedAt) })])
+        }
     }
+}
+
+/// Splits `items` into runs of at most `maxBytes` (by `size`) and `maxCount` items, so
+/// no statement the runtime builds comes near PostgreSQL's 1 GB message limit; an item
+/// larger than `maxBytes` goes alone.
+func sizeChunks<T>(_ items: [T], maxBytes: Int, maxCount: Int = 1000, size: (T) -> Int) -> [ArraySlice<T>] {
+    var out: [ArraySlice<T>] = []
+    var start = 0
+    var bytes = 0
+    for (i, item) in items.enumerated() {
+        let n = size(item)
+        if i > start && (bytes + n > maxBytes || i - start >= maxCount) {
+            out.append(items[start..<i])
+            start = i
+            bytes = 0
+        }
+        bytes += n
+    }
+    if start < items.count { out.append(items[start..<items.count]) }
+    return out
 }
 
 /// FNV-1a, 64 bits: enough to tell a re-sent command from a different one that reuses its message id.

@@ -40,4 +40,12 @@ public enum MessagingSchema {
             CREATE INDEX rejections_message ON \(schema).rejections (message_id);
             """)
     }
+
+    /// The indexes pruning uses (``Pruner``); additive, so an older binary runs against it.
+    public static func retentionIndexes(schema: String, version: Int) -> Migration {
+        Migration(version: version, name: "messaging retention indexes", sql: """
+            CREATE INDEX IF NOT EXISTS inbox_received ON \(schema).inbox (received_at);
+            CREATE INDEX IF NOT EXISTS rejections_received ON \(schema).rejections (received_at);
+            """)
+    }
 }

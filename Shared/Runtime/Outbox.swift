@@ -56,26 +56,30 @@ public struct OutboxStore: Sendable {
         self.schema = schema
     }
 
-    /// Inserts `messages` with one statement and returns their rows.
+    /// How long the writer's fast path owns a fresh row before any sweeper may take it,
+    /// counted from the insert (`clock_timestamp()`, at the end of the transaction, not
+    /// its start), and longer than the longest confirm wait (``OutboxRelay``).
+    public var leaseSeconds: Double = 30
+
+    /// Inserts `messages` and returns their rows: several rows per statement to keep
+    /// round trips down, at most 500 rows and about 32 MiB of bodies per statement.
     public func insert(_ messages: [OutboxMessage], session: PostgresSession) throws -> [OutboxRow] {
         guard !messages.isEmpty else { return [] }
         var rows: [OutboxRow] = []
         rows.reserveCapacity(messages.count)
-        // Several rows per statement keep round trips down; 7 parameters per row.
-        for chunk in stride(from: 0, to: messages.count, by: 500) {
-            let part = messages[chunk..<min(messages.count, chunk + 500)]
+        for part in sizeChunks(messages, maxBytes: 32 * 1024 * 1024, maxCount: 500, size: { $0.body.count }) {
             var placeholders: [String] = []
-            var parameters: [PostgresValue] = []
-            parameters.reserveCapacity(part.count * 7)
+            var parameters: [PostgresValue] = [.double(leaseSeconds)]
+            parameters.reserveCapacity(part.count * 7 + 1)
             for (i, m) in part.enumerated() {
-                let b = i * 7
-                placeholders.append("($\(b + 1),$\(b + 2),$\(b + 3),$\(b + 4),$\(b + 5),$\(b + 6),$\(b + 7))")
+                let b = i * 7 + 1
+                placeholders.append("($\(b + 1),$\(b + 2),$\(b + 3),$\(b + 4),$\(b + 5),$\(b + 6),$\(b + 7),clock_timestamp() + make_interval(secs => $1))")
                 let headers: JSONValue = .object(JSONObject(m.headers.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
                 parameters += [.string(m.exchange), .string(m.routingKey), .string(m.messageID), .optional(m.correlationID),
                                .string(m.contentType), .json(headers.jsonText), .bytes(m.body)]
             }
             let result = try session.query(
-                "INSERT INTO \(schema).outbox (exchange, routing_key, message_id, correlation_id, content_type, headers, body) VALUES \(placeholders.joined(separator: ",")) RETURNING id",
+                "INSERT INTO \(schema).outbox (exchange, routing_key, message_id, correlation_id, content_type, headers, body, lease_until) VALUES \(placeholders.joined(separator: ",")) RETURNING id",
                 parameters)
             for (row, m) in zip(result, part) {
                 rows.append(OutboxRow(id: try row.int64(0), message: m))
@@ -97,9 +101,9 @@ public struct OutboxStore: Sendable {
     /// they take the lease; the lease keeps them off while the leaseholder publishes.
     public func lease(limit: Int, lease: Double, session: PostgresSession) throws -> [OutboxRow] {
         let rows = try session.query("""
-            UPDATE \(schema).outbox SET lease_until = now() + make_interval(secs => $1)
+            UPDATE \(schema).outbox SET lease_until = clock_timestamp() + make_interval(secs => $1)
             WHERE id IN (
-                SELECT id FROM \(schema).outbox WHERE lease_until < now()
+                SELECT id FROM \(schema).outbox WHERE lease_until < clock_timestamp()
                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
             RETURNING id, exchange, routing_key, message_id, correlation_id, content_type, headers::text, body
             """, [.double(lease), .int(limit)])

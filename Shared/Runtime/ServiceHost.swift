@@ -14,6 +14,11 @@ import ServiceLifecycle
 /// | `CSS_WORKERS` | 2 | concurrent batches (and database connections for them) |
 /// | `CSS_BATCH_SIZE` | 256 | commands per transaction at most |
 /// | `CSS_PREFETCH` | 512 | unacknowledged deliveries the broker may send |
+/// | `CSS_MAX_INFLIGHT_MB` | 64 | MiB of delivered, unacknowledged bodies held at most per consumer |
+/// | `CSS_LINGER_MS` | 2 | how long a worker waits for more commands when few are ready |
+/// | `CSS_INBOX_RETENTION` | P7D | idempotency window: inbox entries older than this are pruned |
+/// | `CSS_REJECTION_RETENTION` | P30D | stored refused commands older than this are pruned |
+/// | `CSS_PRUNE_INTERVAL` | PT1M | how often pruning runs |
 /// | `CSS_LOG_LEVEL` | info | trace, debug, info, notice, warning, error, critical |
 public struct HostSettings: Sendable {
     public var amqp: AMQPConfiguration
@@ -21,9 +26,12 @@ public struct HostSettings: Sendable {
     public var workers: Int
     public var batchSize: Int
     public var prefetch: Int
+    public var maxInFlightBytes: Int = 64 * 1024 * 1024
+    public var limits = RuntimeLimits()
+    public var retention = Retention()
 
     public static func fromEnvironment(_ env: Environment, service: String) throws -> HostSettings {
-        HostSettings(
+        var settings = HostSettings(
             amqp: try AMQPConfiguration.fromEnvironment(env),
             database: try PostgresConfiguration.fromEnvironment(env, applicationName: "css-\(service)"),
             // Measured on 2 cores (Benchmarks/README.md): two workers with large batches keep
@@ -32,6 +40,21 @@ public struct HostSettings: Sendable {
             workers: try env.int("CSS_WORKERS", default: 2, range: 1...64),
             batchSize: try env.int("CSS_BATCH_SIZE", default: 256, range: 1...1000),
             prefetch: try env.int("CSS_PREFETCH", default: 512, range: 1...65535))
+        settings.maxInFlightBytes = try env.int("CSS_MAX_INFLIGHT_MB", default: 64, range: 1...4096) * 1024 * 1024
+        settings.limits.linger = .milliseconds(try env.int("CSS_LINGER_MS", default: 2, range: 0...100))
+        settings.retention.inboxSeconds = try duration(env, "CSS_INBOX_RETENTION", default: "P7D", minimum: 60)
+        settings.retention.rejectionSeconds = try duration(env, "CSS_REJECTION_RETENTION", default: "P30D", minimum: 60)
+        settings.retention.intervalSeconds = try duration(env, "CSS_PRUNE_INTERVAL", default: "PT1M", minimum: 0.1)
+        return settings
+    }
+
+    /// An ISO 8601 duration variable (`P7D`, `PT12H`), in seconds.
+    static func duration(_ env: Environment, _ name: String, default defaultValue: String, minimum: Double) throws -> Double {
+        let raw = env.string(name, default: defaultValue)
+        guard let seconds = ISODuration.parse(raw), seconds >= minimum else {
+            throw ConfigurationError(variable: name, message: "must be an ISO 8601 duration of at least \(ISODuration.format(seconds: minimum)) (P7D, PT12H), got \"\(raw)\"")
+        }
+        return seconds
     }
 
     public static func logLevel(_ env: Environment) throws -> Logger.Level {
@@ -76,40 +99,47 @@ public final class ServiceHost: Service, Sendable {
         let applied = try await Migrator(schema: schema, migrations: migrations).migrate(client: client, logger: logger)
         logger.info("database ready", metadata: ["db.schema": "\(schema)", "db.applied": "\(applied)"])
 
-        var topology = ContractTopology.commandQueue(service: service, commands: handler.commandNames)
-        if let eventHandler {
-            topology = topology.merging(ContractTopology.eventQueue(service: service, types: eventHandler.eventTypes))
-        }
+        // Every service declares the whole contract, so what it publishes waits for consumers not started yet.
+        try Self.checkContract(service: service, handler: handler, eventHandler: eventHandler)
+        let topology = ContractTopology.all
         let publisher = AMQPPublisher(configuration: settings.amqp, topology: topology, name: "\(service)-publisher", logger: logger)
         let consumer = AMQPConsumer(configuration: settings.amqp, topology: topology, queue: ContractTopology.commandQueueName(service: service),
-                                    prefetch: settings.prefetch, name: "\(service)-consumer", logger: logger)
+                                    prefetch: settings.prefetch, maxBodyBytes: settings.limits.maxBodyBytes,
+                                    maxBufferedBytes: settings.maxInFlightBytes, name: "\(service)-consumer", logger: logger)
         let relay = OutboxRelay(store: OutboxStore(schema: schema), client: client, publisher: publisher, logger: logger)
+        let shutdown = ShutdownSignal()
         let processor = CommandProcessor(service: service, schema: schema, handler: handler, client: client, consumer: consumer,
-                                         relay: relay, clock: clock, logger: logger)
+                                         relay: relay, clock: clock, logger: logger, shutdown: shutdown, limits: settings.limits,
+                                         batchSize: settings.batchSize)
         let eventConsumer = eventHandler.map { _ in
             AMQPConsumer(configuration: settings.amqp, topology: topology, queue: ContractTopology.eventQueueName(service: service),
-                         prefetch: settings.prefetch, name: "\(service)-events", logger: logger)
+                         prefetch: settings.prefetch, maxBodyBytes: settings.limits.maxBodyBytes,
+                         maxBufferedBytes: settings.maxInFlightBytes, name: "\(service)-events", logger: logger)
         }
         let eventProcessor = eventHandler.flatMap { h in eventConsumer.map { c in
-            EventProcessor(service: service, schema: schema, handler: h, client: client, consumer: c, relay: relay, clock: clock, logger: logger)
+            EventProcessor(service: service, schema: schema, handler: h, client: client, consumer: c, relay: relay, clock: clock,
+                           logger: logger, shutdown: shutdown, limits: settings.limits)
         } }
+        let pruner = Pruner(schema: schema, retention: settings.retention, clock: clock)
         logger.info("service started", metadata: ["service": "\(service)", "amqp.url": "\(settings.amqp.redactedURL)", "workers": "\(settings.workers)"])
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 let sweeper = Task { await relay.runSweeper() }
-                for _ in 0..<settings.workers {
-                    group.addTask { await processor.run(batchSize: self.settings.batchSize) }
-                }
+                let pruning = Task { await pruner.run(client: client, logger: self.logger) }
+                group.addTask { await processor.run(workers: self.settings.workers, batchSize: self.settings.batchSize) }
                 if let eventProcessor {
                     group.addTask { await eventProcessor.run(batchSize: self.settings.batchSize) }
                 }
                 await group.waitForAll()
+                pruning.cancel()
                 sweeper.cancel()
                 _ = await sweeper.value
+                _ = await pruning.value
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new commands; finishing those in hand")
+            shutdown.begin()
             Task {
                 await consumer.stopConsuming()
                 await eventConsumer?.stopConsuming()
@@ -123,4 +153,24 @@ public final class ServiceHost: Service, Sendable {
         await client.close()
         logger.info("service stopped", metadata: ["service": "\(service)"])
     }
+
+    /// Refuses to start when the handlers consume something other than what the shared
+    /// description (``ContractTopology/services``) says, which would leave commands unbound.
+    static func checkContract(service: String, handler: any CommandHandler, eventHandler: (any EventHandler)?) throws {
+        guard let entry = ContractTopology.queues(of: service) else {
+            throw ContractMismatch(message: "service \(service) is not in ContractTopology.services")
+        }
+        if Set(entry.commands) != Set(handler.commandNames) {
+            throw ContractMismatch(message: "\(service) handles \(handler.commandNames.sorted()) but ContractTopology lists \(entry.commands.sorted())")
+        }
+        if Set(entry.events) != Set(eventHandler?.eventTypes ?? []) {
+            throw ContractMismatch(message: "\(service) consumes events \((eventHandler?.eventTypes ?? []).sorted()) but ContractTopology lists \(entry.events.sorted())")
+        }
+    }
+}
+
+/// The handlers and the shared topology description disagree (a programming error).
+public struct ContractMismatch: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "contract mismatch: \(message)" }
 }

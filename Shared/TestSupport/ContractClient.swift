@@ -20,15 +20,17 @@ public final class ContractClient: @unchecked Sendable {
     private var dead: [Delivery] = []
     private var tasks: [Task<Void, Never>] = []
 
-    public init(amqp: AMQPConfiguration, logger: Logger) {
+    /// - Parameter tapEvents: bind a queue to every event on `css.events` and keep them
+    ///   (``events``); off for tests of events nobody consumes, which the tap would make routable.
+    public init(amqp: AMQPConfiguration, logger: Logger, tapEvents: Bool = true) {
         let id = UUID().uuidString.prefix(8).lowercased()
         replyQueue = "test.replies.\(id)"
         let eventQueue = "test.events.\(id)"
         let deadQueue = "test.dead.\(id)"
         let topology = ContractTopology.base.merging(Topology(
             queues: [.init(replyQueue), .init(eventQueue), .init(deadQueue)],
-            bindings: [.init(queue: eventQueue, exchange: ExchangeName.events, routingKey: "#"),
-                       .init(queue: deadQueue, exchange: ExchangeName.dead, routingKey: "")]))
+            bindings: (tapEvents ? [.init(queue: eventQueue, exchange: ExchangeName.events, routingKey: "#")] : [])
+                + [.init(queue: deadQueue, exchange: ExchangeName.dead, routingKey: "")]))
         publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "test-client", logger: logger)
         replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: 1000, name: "test-replies", logger: logger)
         eventTap = AMQPConsumer(configuration: amqp, topology: topology, queue: eventQueue, prefetch: 1000, name: "test-events", logger: logger)
@@ -83,6 +85,11 @@ public final class ContractClient: @unchecked Sendable {
                         contentType: String? = "application/json") async throws {
         let message = OutgoingMessage(exchange: ExchangeName.commands, routingKey: command, body: body, properties: MessageProperties(
             contentType: contentType, messageID: messageID, correlationID: correlationID, replyTo: replyTo, persistent: true))
+        try await publish(message)
+    }
+
+    /// Publishes any message (hostile properties included), retrying while the link reconnects.
+    public func publish(_ message: OutgoingMessage) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
             let failure: AMQPError?

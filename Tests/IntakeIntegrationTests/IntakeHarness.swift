@@ -16,8 +16,9 @@ struct IntakeHarness {
     let logger: Logger
 
     /// Runs `body` with a fresh harness and always tears it down, also when `body` throws.
-    static func with(processes count: Int = 1, env: [String: String] = [:], _ body: (IntakeHarness) async throws -> Void) async throws {
-        let harness = try await start(processes: count, env: env)
+    static func with(processes count: Int = 1, env: [String: String] = [:], databaseSettings: [String: String] = [:], tapEvents: Bool = true,
+                     _ body: (IntakeHarness) async throws -> Void) async throws {
+        let harness = try await start(processes: count, env: env, databaseSettings: databaseSettings, tapEvents: tapEvents)
         do {
             try await body(harness)
         } catch {
@@ -27,12 +28,23 @@ struct IntakeHarness {
         await harness.stop()
     }
 
-    static func start(processes count: Int = 1, env: [String: String] = [:]) async throws -> IntakeHarness {
+    /// - Parameters:
+    ///   - databaseSettings: session defaults of the fresh database (`lock_timeout`), set before intake connects.
+    ///   - tapEvents: whether the contract client binds a queue to every event (which makes every event routable).
+    static func start(processes count: Int = 1, env: [String: String] = [:], databaseSettings: [String: String] = [:],
+                      tapEvents: Bool = true) async throws -> IntakeHarness {
         var logger = Logger(label: "intake-tests")
         logger.logLevel = .warning
         let amqp = try TestServers.freshVhost("intake")
         let database = try await TestServers.freshDatabase("intake", logger: logger)
-        let client = ContractClient(amqp: amqp, logger: logger)
+        if !databaseSettings.isEmpty, let name = database.database {
+            let admin = PostgresClient(configuration: database, size: 1, logger: logger)
+            for (key, value) in databaseSettings.sorted(by: { $0.key < $1.key }) {
+                try await admin.execute("ALTER DATABASE \(name) SET \(key) = '\(value)'")
+            }
+            await admin.close()
+        }
+        let client = ContractClient(amqp: amqp, logger: logger, tapEvents: tapEvents)
         var processes: [ServiceProcess] = []
         for _ in 0..<count {
             let p = try ServiceProcess(name: "intake", amqp: amqp, database: database, extra: env)

@@ -31,6 +31,8 @@ usage: deploy/local/servers.sh COMMAND [ARGS]
   env                  print export lines for CSS_AMQP_URL and CSS_DATABASE_URL
   add-vhost NAME       create vhost NAME, grant guest full permissions, print its AMQP URL
   delete-vhost NAME    delete vhost NAME (idempotent)
+  delete-queue V Q     delete queue Q in vhost V (what an operator or a lost node does)
+  list-queues V        print each queue of vhost V and its message count
   restart-rabbitmq     stop and start RabbitMQ only, wait until it accepts connections
 env: CSS_AMQP_PORT (5672) CSS_PG_PORT (5432) CSS_STATE_DIR (<checkout>/.state)
      CSS_RABBITMQ_DIST_PORT (amqp+20000) CSS_EPMD_PORT (4369) CSS_RABBITMQ_NODENAME
@@ -590,6 +592,21 @@ cmd_delete_vhost() {
     fi
 }
 
+cmd_delete_queue() {
+    if (($# != 2)) || [[ -z $1 || -z $2 ]]; then die "usage: $0 delete-queue VHOST QUEUE"; fi
+    load_recorded
+    require_rmq
+    rmqctl delete_queue -p "$1" "$2" >/dev/null
+    log "queue '$2' deleted in vhost '$1'"
+}
+
+cmd_list_queues() {
+    if (($# != 1)) || [[ -z $1 ]]; then die "usage: $0 list-queues VHOST"; fi
+    load_recorded
+    require_rmq
+    rmqctl list_queues -p "$1" --no-table-headers name messages
+}
+
 cmd_restart_rabbitmq() {
     require_installed
     load_recorded
@@ -608,6 +625,8 @@ main() {
         env) cmd_env ;;
         add-vhost) cmd_add_vhost "$@" ;;
         delete-vhost) cmd_delete_vhost "$@" ;;
+        delete-queue) cmd_delete_queue "$@" ;;
+        list-queues) cmd_list_queues "$@" ;;
         restart-rabbitmq) cmd_restart_rabbitmq ;;
         -h | --help | help) usage ;;
         *) usage >&2; exit 2 ;;

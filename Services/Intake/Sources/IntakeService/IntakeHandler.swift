@@ -17,6 +17,27 @@ public struct IntakeHandler: CommandHandler {
         command == CommandName.ticketGet
     }
 
+    /// Per customer and per ticket, in delivery order: submits of one customer may run
+    /// side by side (each makes a new ticket), but not beside an onboarding or an
+    /// availability change of that customer; a ticket's transitions and look-ups run
+    /// one after the other.
+    public func orderingKeys(_ command: IncomingCommand) -> [OrderingKey] {
+        let customer = command.body["customerId"]?.stringValue.map { "customer:\($0)" }
+        let ticket = command.body["trackingNumber"]?.stringValue.map { "ticket:\($0)" }
+        switch command.name {
+        case CommandName.ticketSubmit:
+            return customer.map { [.shared($0)] } ?? []
+        case CommandName.customerOnboard, CommandName.contactAvailability:
+            return customer.map { [.exclusive($0)] } ?? []
+        case CommandName.ticketTransition:
+            return ticket.map { [.exclusive($0)] } ?? []
+        case CommandName.ticketGet:
+            return ticket.map { [.shared($0)] } ?? []
+        default:
+            return [.exclusive("intake")]
+        }
+    }
+
     public func handlesInBatches(_ command: String) -> Bool {
         command == CommandName.ticketSubmit
     }

@@ -79,5 +79,6 @@ public enum IntakeSchema {
             CREATE TRIGGER ticket_audit_append_only BEFORE UPDATE OR DELETE ON intake.ticket_audit
                 FOR EACH ROW EXECUTE FUNCTION intake.refuse_audit_change();
             """),
+        MessagingSchema.retentionIndexes(schema: name, version: 3),
     ]
 }
