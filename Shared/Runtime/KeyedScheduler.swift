@@ -61,6 +61,7 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
         var waiters: [(id: UInt64, max: Int, maxBytes: Int, continuation: CheckedContinuation<Batch?, Never>)] = []
         var nextID: UInt64 = 0
         var finished = false
+        var timerArmed = false
     }
 
     private let state = Mutex(State())
@@ -75,41 +76,44 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
     /// Adds items in arrival order.
     func add(_ entries: [Entry]) {
         guard !entries.isEmpty else { return }
-        let handOuts = state.withLock { s in
+        let (handOuts, wait) = state.withLock { s in
             s.pending += entries
-            return Self.serve(&s)
+            let out = serve(&s)
+            return (out, armTimer(&s))
         }
         for (c, batch) in handOuts { c.resume(returning: batch) }
+        startTimer(wait)
     }
 
     /// No more items will come: waiters get nil once everything pending was handed out.
     func finish() {
         let handOuts = state.withLock { s in
             s.finished = true
-            return Self.serve(&s)
+            return serve(&s)
         }
         for (c, batch) in handOuts { c.resume(returning: batch) }
     }
 
     /// The next batch of at most `max` items and about `maxBytes` bytes; nil at the end.
     func next(max: Int, maxBytes: Int) async -> Batch? {
-        while true {
-            let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
-            // Linger: a ready set that is small and young waits a little for company.
-            if linger > .zero, let wait = state.withLock({ s in lingerWait(s, max: max) }) {
-                try? await Task.sleep(for: wait)
+        await withCheckedContinuation { (c: CheckedContinuation<Batch?, Never>) in
+            let (immediate, wait): ((Batch?)?, Duration?) = state.withLock { s in
+                if !lingering(s), let batch = Self.take(&s, max: max, maxBytes: maxBytes) { return (.some(batch), nil) }
+                if s.finished && s.pending.isEmpty { return (.some(nil), nil) }
+                s.nextID += 1
+                s.waiters.append((s.nextID, max, maxBytes, c))
+                return (nil, armTimer(&s))
             }
-            let batch: Batch?? = await withCheckedContinuation { (c: CheckedContinuation<Batch?, Never>) in
-                let immediate: (Batch?)? = state.withLock { s in
-                    if let batch = Self.take(&s, max: max, maxBytes: maxBytes) { return .some(batch) }
-                    if s.finished && s.pending.isEmpty { return .some(nil) }
-                    s.waiters.append((id, max, maxBytes, c))
-                    return nil
-                }
-                if let immediate { c.resume(returning: immediate) }
-            }
-            if let batch { return batch }
-            return nil
+            if let immediate { c.resume(returning: immediate) }
+            startTimer(wait)
+        }
+    }
+
+    private func startTimer(_ wait: Duration?) {
+        guard let wait else { return }
+        Task {
+            try? await Task.sleep(for: wait)
+            self.lingerEnded()
         }
     }
 
@@ -121,26 +125,40 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
                 if k.mode == .exclusive { h.exclusive = false } else { h.shared -= 1 }
                 s.held[k.key] = (h.exclusive || h.shared > 0) ? h : nil
             }
-            return Self.serve(&s)
+            return serve(&s)
+        }
+        for (c, b) in handOuts { c.resume(returning: b) }
+    }
+
+    private func lingerEnded() {
+        let handOuts = state.withLock { s in
+            s.timerArmed = false
+            return serve(&s)
         }
         for (c, b) in handOuts { c.resume(returning: b) }
     }
 
     var pendingCount: Int { state.withLock { $0.pending.count } }
 
-    private func lingerWait(_ s: State, max: Int) -> Duration? {
-        guard let oldest = s.pending.first else { return nil }
-        let ready = min(s.pending.count, max)
-        guard ready < lingerBelow, !s.finished else { return nil }
-        let age = ContinuousClock.now - oldest.arrived
-        return age < linger ? linger - age : nil
+    /// Whether a small, young set of pending items should wait for company.
+    private func lingering(_ s: State) -> Bool {
+        guard linger > .zero, !s.finished, let oldest = s.pending.first, s.pending.count < lingerBelow else { return false }
+        return ContinuousClock.now - oldest.arrived < linger
     }
 
-    private static func serve(_ s: inout State) -> [(CheckedContinuation<Batch?, Never>, Batch?)] {
+    /// Arms one timer for the end of the current linger; the duration when one must be started.
+    private func armTimer(_ s: inout State) -> Duration? {
+        guard lingering(s), !s.timerArmed, !s.waiters.isEmpty, let oldest = s.pending.first else { return nil }
+        s.timerArmed = true
+        return linger - (ContinuousClock.now - oldest.arrived)
+    }
+
+    private func serve(_ s: inout State) -> [(CheckedContinuation<Batch?, Never>, Batch?)] {
         var out: [(CheckedContinuation<Batch?, Never>, Batch?)] = []
+        if lingering(s) { return out }
         while !s.waiters.isEmpty {
             let w = s.waiters[0]
-            if let batch = take(&s, max: w.max, maxBytes: w.maxBytes) {
+            if let batch = Self.take(&s, max: w.max, maxBytes: w.maxBytes) {
                 s.waiters.removeFirst()
                 out.append((w.continuation, batch))
             } else if s.finished && s.pending.isEmpty {
