@@ -38,7 +38,9 @@ if ! bash "$SERVERS" status >/dev/null 2>&1; then
 fi
 eval "$(bash "$SERVERS" env)"
 
-swift build -c release --product intake --product intake-load
+# One --product per call: swift build honours only the last one.
+swift build -c release --product intake
+swift build -c release --product intake-load
 
 mkdir -p .state/bench
 REPORT=.state/bench/intake-$(date -u +%Y%m%dT%H%M%SZ).txt

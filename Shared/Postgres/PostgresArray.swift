@@ -6,20 +6,21 @@
 public enum PostgresArray {
     /// A `text[]`, `jsonb[]`, `timestamptz[]` ... literal from optional strings (nil is NULL).
     public static func text(_ elements: [String?]) -> PostgresValue {
-        var out = "{"
-        out.reserveCapacity(elements.count * 16)
+        // Built on UTF-8 bytes: a batch's arrays are most of the runtime's own CPU per command.
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(elements.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (i, e) in elements.enumerated() {
-            if i > 0 { out += "," }
-            guard let e else { out += "NULL"; continue }
-            out += "\""
-            for ch in e.unicodeScalars {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.unicodeScalars.append(ch)
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            guard let e else { out += Array("NULL".utf8); continue }
+            out.append(UInt8(ascii: "\""))
+            for b in e.utf8 {
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(b)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        out += "}"
-        return .string(out)
+        out.append(UInt8(ascii: "}"))
+        return .string(String(decoding: out, as: UTF8.self))
     }
 
     public static func text(_ elements: [String]) -> PostgresValue {
@@ -36,17 +37,22 @@ public enum PostgresArray {
         .string("{" + elements.map { $0 ? "t" : "f" }.joined(separator: ",") + "}")
     }
 
-    /// A `bytea[]` literal (hex form).
+    /// A `bytea[]` literal (hex form): `{"\\x0a1b",...}`.
     public static func bytes(_ elements: [[UInt8]]) -> PostgresValue {
-        let digits: [Character] = Array("0123456789abcdef")
-        return text(elements.map { bytes -> String? in
-            var s = "\\x"
-            s.reserveCapacity(2 + bytes.count * 2)
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(elements.reduce(2) { $0 + $1.count * 2 + 6 })
+        for (i, bytes) in elements.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            // "\x" inside a quoted element: the backslash itself is escaped.
+            out += [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x")]
             for b in bytes {
-                s.append(digits[Int(b >> 4)])
-                s.append(digits[Int(b & 0xF)])
+                out.append(digits[Int(b >> 4)])
+                out.append(digits[Int(b & 0xF)])
             }
-            return s
-        })
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return .string(String(decoding: out, as: UTF8.self))
     }
 }

@@ -99,38 +99,27 @@ public final class EventProcessor: Sendable {
             return
         case .permanent(let error):
             logger.warning("event batch failed permanently; applying its events one at a time", metadata: ["error.message": "\(error)"])
-            var done: [Delivery] = []
-            var rows: [OutboxRow] = []
-            for d in deliveries {
-                let alone = await retry.run("event") { try await self.commit([d]) }
-                switch alone {
-                case .done(let r):
-                    rows += r
-                case .abandoned:
-                    consumer.ack(done)
-                    await relay.deliver(rows)
-                    return
-                case .permanent(let error):
-                    logger.error("event failed permanently; dead-lettered", metadata: ["error.message": "\(error)"])
-                    let reason = "internal_error: the event could not be applied (\(CommandProcessor.code(of: error)))"
-                    let outbox = self.outbox
-                    let dead = await retry.run("event dead letter") {
-                        try await self.client.withTransaction { session in try outbox.insert([Self.deadLetter(d, reason: reason)], session: session) }
-                    }
-                    switch dead {
-                    case .done(let r): rows += r
-                    case .abandoned:
-                        consumer.ack(done)
-                        await relay.deliver(rows)
-                        return
-                    case .permanent(let last):
-                        logger.critical("an event could not even be dead-lettered; dropped", metadata: ["error.message": "\(last)"])
-                    }
-                }
-                done.append(d)
-            }
-            consumer.ack(done)
+            let rows = await oneByOne(deliveries, delivery: { $0 }, consumer: consumer, retry: retry,
+                                      commit: { d in try await self.commit([d]) },
+                                      poison: { d, error in await self.poison(d, error) })
             await relay.deliver(rows)
+        }
+    }
+
+    /// Dead-letters an event that fails permanently; nil when abandoned at shutdown.
+    func poison(_ d: Delivery, _ error: any Error) async -> [OutboxRow]? {
+        logger.error("event failed permanently; dead-lettered", metadata: ["error.message": "\(error)"])
+        let reason = "internal_error: the event could not be applied (\(CommandProcessor.code(of: error)))"
+        let outbox = self.outbox
+        let dead = await retry.run("event dead letter") {
+            try await self.client.withTransaction { session in try outbox.insert([Self.deadLetter(d, reason: reason)], session: session) }
+        }
+        switch dead {
+        case .done(let rows): return rows
+        case .abandoned: return nil
+        case .permanent(let last):
+            logger.critical("an event could not even be dead-lettered; dropped", metadata: ["error.message": "\(last)"])
+            return []
         }
     }
 

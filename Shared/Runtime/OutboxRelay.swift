@@ -34,9 +34,22 @@ public final class OutboxRelay: Sendable {
     public let confirmTimeout: Duration
     let sweepInterval: Duration
     private let counters = Mutex((unroutableEvents: 0, droppedReplies: 0))
+    /// Publishes running in the background (``deliverInBackground(_:then:)``), and ids
+    /// confirmed but not deleted yet: deleted together, one statement for many batches.
+    private let background = Mutex(Background())
+    /// Background publishes in flight at most; a worker waits for a slot beyond that.
+    let maxInFlight: Int
+
+    private struct Background {
+        var inFlight = 0
+        var slotWaiters: [CheckedContinuation<Void, Never>] = []
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var toDelete: [Int64] = []
+        var deleting = false
+    }
 
     public init(store: OutboxStore, client: PostgresClient, publisher: AMQPPublisher, logger: Logger,
-                confirmTimeout: Duration = .seconds(10), sweepInterval: Duration = .milliseconds(500)) {
+                confirmTimeout: Duration = .seconds(10), sweepInterval: Duration = .milliseconds(500), maxInFlight: Int = 8) {
         precondition(Double(confirmTimeout.components.seconds) < store.leaseSeconds, "the confirm wait must be shorter than the lease")
         self.store = store
         self.client = client
@@ -44,6 +57,111 @@ public final class OutboxRelay: Sendable {
         self.logger = logger
         self.confirmTimeout = confirmTimeout
         self.sweepInterval = sweepInterval
+        self.maxInFlight = maxInFlight
+    }
+
+    /// Publishes freshly committed rows without keeping the caller: it returns once a
+    /// slot is free (at most ``maxInFlight`` publishes at once), `then` runs when the
+    /// broker confirmed them (or the publish failed and they were left to the sweeper).
+    /// The confirmed rows are deleted a moment later together with other batches' rows.
+    ///
+    /// A worker goes on with its next batch while the broker confirms this one; the
+    /// caller holds its ordering keys until `then`, so the events of one ticket are
+    /// still published in order.
+    public func deliverInBackground(_ rows: [OutboxRow], then: @escaping @Sendable () -> Void) async {
+        guard !rows.isEmpty else { then(); return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now: Bool = background.withLock { b in
+                if b.inFlight < maxInFlight { b.inFlight += 1; return true }
+                b.slotWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+        Task {
+            if await self.publish(rows) {
+                self.scheduleDelete(rows.map(\.id))
+            }
+            then()
+            let (next, drained): (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) = self.background.withLock { b in
+                if !b.slotWaiters.isEmpty { return (b.slotWaiters.removeFirst(), []) }
+                b.inFlight -= 1
+                guard b.inFlight == 0, !b.deleting, b.toDelete.isEmpty else { return (nil, []) }
+                defer { b.drainWaiters.removeAll() }
+                return (nil, b.drainWaiters)
+            }
+            next?.resume()
+            for c in drained { c.resume() }
+        }
+    }
+
+    /// Waits until every background publish finished and its rows were deleted.
+    public func drain() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = background.withLock { b -> Bool in
+                if b.inFlight == 0 && !b.deleting && b.toDelete.isEmpty { return true }
+                b.drainWaiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+        }
+    }
+
+    /// Publishes rows; true when the broker confirmed them all.
+    private func publish(_ rows: [OutboxRow]) async -> Bool {
+        do {
+            let outcomes = try await publisher.publish(rows.map(\.message.amqpMessage), timeout: confirmTimeout)
+            note(zip(rows, outcomes))
+            return true
+        } catch {
+            logger.warning("outbox publish failed; the sweeper will retry", metadata: ["error.code": "\(error.code)", "outbox.rows": "\(rows.count)"])
+            return false
+        }
+    }
+
+    /// Queues confirmed ids for deletion; one deleter at a time takes all that queued up.
+    private func scheduleDelete(_ ids: [Int64]) {
+        let start: Bool = background.withLock { b in
+            b.toDelete += ids
+            if b.deleting { return false }
+            b.deleting = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            while true {
+                let ids: [Int64] = self.background.withLock { b in
+                    defer { b.toDelete.removeAll() }
+                    return b.toDelete
+                }
+                if !ids.isEmpty { await self.delete(ids) }
+                let drained: [CheckedContinuation<Void, Never>]? = self.background.withLock { b in
+                    guard b.toDelete.isEmpty else { return nil }
+                    b.deleting = false
+                    guard b.inFlight == 0 else { return [] }
+                    defer { b.drainWaiters.removeAll() }
+                    return b.drainWaiters
+                }
+                if let drained {
+                    for c in drained { c.resume() }
+                    return
+                }
+            }
+        }
+    }
+
+    private func delete(_ ids: [Int64]) async {
+        let store = self.store
+        do {
+            // A delete lost in a crash only republishes rows consumers already dedupe, so
+            // it need not wait for its own WAL flush.
+            try await client.withTransaction { session in
+                try session.execute("SET LOCAL synchronous_commit TO off")
+                try store.delete(ids: ids, session: session)
+            }
+        } catch {
+            logger.warning("outbox delete failed after publish; the sweeper will publish those rows again", metadata: ["error.message": "\(error)"])
+        }
     }
 
     /// Events published that no queue was bound for, since start.

@@ -1,3 +1,4 @@
+import CSSAMQP
 import CSSModel
 import CSSPostgres
 import CSSSupport
@@ -101,4 +102,29 @@ struct RetryLoop {
             }
         }
     }
+}
+
+/// Runs `items` one per transaction, in order, after their batch failed permanently:
+/// the item that fails again is `poison`ed (answered and dead-lettered), the others
+/// commit normally. Acknowledges what was done; at shutdown (abandoned) it stops and
+/// leaves the rest unacknowledged. Returns the outbox rows to publish.
+func oneByOne<Item>(_ items: [Item], delivery: (Item) -> Delivery, consumer: AMQPConsumer, retry: RetryLoop,
+                    commit: (Item) async throws -> [OutboxRow],
+                    poison: (Item, any Error) async -> [OutboxRow]?) async -> [OutboxRow] {
+    var done: [Delivery] = []
+    var rows: [OutboxRow] = []
+    loop: for item in items {
+        switch await retry.run("single message", { try await commit(item) }) {
+        case .done(let r):
+            rows += r
+        case .abandoned:
+            break loop
+        case .permanent(let error):
+            guard let r = await poison(item, error) else { break loop }
+            rows += r
+        }
+        done.append(delivery(item))
+    }
+    consumer.ack(done)
+    return rows
 }

@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// | `CSS_BATCH_SIZE` | 256 | commands per transaction at most |
 /// | `CSS_PREFETCH` | 512 | unacknowledged deliveries the broker may send |
 /// | `CSS_MAX_INFLIGHT_MB` | 64 | MiB of delivered, unacknowledged bodies held at most per consumer |
-/// | `CSS_LINGER_MS` | 2 | how long a worker waits for more commands when few are ready |
+/// | `CSS_LINGER_MS` | 10 | how long a worker waits for more commands when few are ready |
 /// | `CSS_INBOX_RETENTION` | P7D | idempotency window: inbox entries older than this are pruned |
 /// | `CSS_REJECTION_RETENTION` | P30D | stored refused commands older than this are pruned |
 /// | `CSS_PRUNE_INTERVAL` | PT1M | how often pruning runs |
@@ -41,7 +41,7 @@ public struct HostSettings: Sendable {
             batchSize: try env.int("CSS_BATCH_SIZE", default: 256, range: 1...1000),
             prefetch: try env.int("CSS_PREFETCH", default: 512, range: 1...65535))
         settings.maxInFlightBytes = try env.int("CSS_MAX_INFLIGHT_MB", default: 64, range: 1...4096) * 1024 * 1024
-        settings.limits.linger = .milliseconds(try env.int("CSS_LINGER_MS", default: 2, range: 0...100))
+        settings.limits.linger = .milliseconds(try env.int("CSS_LINGER_MS", default: 10, range: 0...100))
         settings.retention.inboxSeconds = try duration(env, "CSS_INBOX_RETENTION", default: "P7D", minimum: 60)
         settings.retention.rejectionSeconds = try duration(env, "CSS_REJECTION_RETENTION", default: "P30D", minimum: 60)
         settings.retention.intervalSeconds = try duration(env, "CSS_PRUNE_INTERVAL", default: "PT1M", minimum: 0.1)
