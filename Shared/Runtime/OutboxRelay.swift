@@ -171,27 +171,8 @@ public final class OutboxRelay: Sendable {
 
     /// Publishes freshly committed rows and deletes them; failures are left to the sweeper.
     public func deliver(_ rows: [OutboxRow]) async {
-        guard !rows.isEmpty else { return }
-        do {
-            let outcomes = try await publisher.publish(rows.map(\.message.amqpMessage), timeout: confirmTimeout)
-            note(zip(rows, outcomes))
-        } catch {
-            logger.warning("outbox publish failed; the sweeper will retry", metadata: ["error.code": "\(error.code)", "outbox.rows": "\(rows.count)"])
-            return
-        }
-        let ids = rows.map(\.id)
-        let store = self.store
-        do {
-            // A delete lost in a crash only republishes rows consumers already dedupe, so
-            // it need not wait for its own WAL flush (one fewer fsync per batch).
-            try await client.withTransaction { session in
-                try session.execute("SET LOCAL synchronous_commit TO off")
-                try store.delete(ids: ids, session: session)
-            }
-        } catch {
-            // Published but not deleted: the sweeper publishes them again later (duplicates are tolerated).
-            logger.warning("outbox delete failed after publish", metadata: ["error.message": "\(error)"])
-        }
+        guard !rows.isEmpty, await publish(rows) else { return }
+        await delete(rows.map(\.id))
     }
 
     /// Logs and counts what the broker returned.
