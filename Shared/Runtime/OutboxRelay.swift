@@ -70,6 +70,7 @@ public final class OutboxRelay: Sendable {
     /// still published in order.
     public func deliverInBackground(_ rows: [OutboxRow], then: @escaping @Sendable () -> Void) async {
         guard !rows.isEmpty else { then(); return }
+        let committed = ContinuousClock.now
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now: Bool = background.withLock { b in
                 if b.inFlight < maxInFlight { b.inFlight += 1; return true }
@@ -79,7 +80,12 @@ public final class OutboxRelay: Sendable {
             if now { c.resume() }
         }
         Task {
-            if await self.publish(rows) {
+            // The rows' lease began at their insert: publish only while a whole confirm wait
+            // still fits in it, or a sweeper could take them while this publish runs.
+            let margin = Duration.seconds(self.leaseSeconds) - self.confirmTimeout - .seconds(2)
+            if ContinuousClock.now - committed > margin {
+                self.logger.warning("outbox rows waited too long for a publish slot; left to the sweeper", metadata: ["outbox.rows": "\(rows.count)"])
+            } else if await self.publish(rows) {
                 self.scheduleDelete(rows.map(\.id))
             }
             then()
