@@ -228,15 +228,9 @@ final class DeliveryBuffer: @unchecked Sendable {
         }
         let batch = Array(items[head..<end])
         head = end
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024 && head * 2 >= items.count {
-            // Under steady load the buffer is never empty: drop what was handed out, or
-            // every delivery's body would stay referenced for as long as the load lasts.
-            items.removeFirst(head)
-            head = 0
-        }
+        // Under steady load the buffer is never empty: drop what was handed out, or
+        // every delivery's body would stay referenced for as long as the load lasts.
+        items.dropConsumed(head: &head)
         return batch
     }
 }

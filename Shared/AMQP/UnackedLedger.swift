@@ -66,11 +66,20 @@ struct UnackedLedger: Sendable, Equatable {
     }
 
     private mutating func compact() {
-        if head == order.count {
-            order.removeAll(keepingCapacity: true)
+        order.dropConsumed(head: &head)
+    }
+}
+
+extension Array {
+    /// Drops the elements before `head` that were consumed (a queue read from the front):
+    /// all of them once `head` reached the end, else in bulk once they are at least half,
+    /// so a queue that is never empty under steady load does not keep them for ever.
+    mutating func dropConsumed(head: inout Int) {
+        if head == count {
+            removeAll(keepingCapacity: true)
             head = 0
-        } else if head >= 1024 && head * 2 >= order.count {
-            order.removeFirst(head)
+        } else if head >= 1024 && head * 2 >= count {
+            removeFirst(head)
             head = 0
         }
     }

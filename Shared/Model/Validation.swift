@@ -65,8 +65,9 @@ public struct FieldReader {
             errors.add(ErrorCode.emptyField, path(key), "\(path(key)) must not be empty")
             return nil
         }
-        if s.unicodeScalars.contains("\u{0}") {
-            errors.add(ErrorCode.invalidField, path(key), "\(path(key)) must not contain a NUL character")
+        if !StorableText.isStorable(s) {
+            let e = StorableText.nulError(path(key))
+            errors.add(e.code, e.field, e.message)
             return nil
         }
         if s.count > maxLength {

@@ -50,16 +50,24 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
         fileprivate var keys: [OrderingKey]
     }
 
+    /// The claims on one key: by batches in flight, by earlier items left waiting, or by the batch being built.
     private struct Held {
         var shared = 0
         var exclusive = false
+
+        mutating func claim(_ mode: OrderingKey.Mode) {
+            if mode == .exclusive { exclusive = true } else { shared += 1 }
+        }
+
+        func conflicts(with mode: OrderingKey.Mode) -> Bool {
+            exclusive || (mode == .exclusive && shared > 0)
+        }
     }
 
     private struct State {
         var pending: [Entry] = []
         var held: [String: Held] = [:]
-        var waiters: [(id: UInt64, max: Int, maxBytes: Int, continuation: CheckedContinuation<Batch?, Never>)] = []
-        var nextID: UInt64 = 0
+        var waiters: [(max: Int, maxBytes: Int, continuation: CheckedContinuation<Batch?, Never>)] = []
         var finished = false
         var timerArmed = false
     }
@@ -100,8 +108,7 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
             let (immediate, wait): ((Batch?)?, Duration?) = state.withLock { s in
                 if !lingering(s), let batch = Self.take(&s, max: max, maxBytes: maxBytes) { return (.some(batch), nil) }
                 if s.finished && s.pending.isEmpty { return (.some(nil), nil) }
-                s.nextID += 1
-                s.waiters.append((s.nextID, max, maxBytes, c))
+                s.waiters.append((max, maxBytes, c))
                 return (nil, armTimer(&s))
             }
             if let immediate { c.resume(returning: immediate) }
@@ -171,11 +178,6 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
         return out
     }
 
-    private static func conflicts(_ k: OrderingKey, _ h: Held?) -> Bool {
-        guard let h else { return false }
-        return h.exclusive || (k.mode == .exclusive && h.shared > 0)
-    }
-
     /// Takes the ready items, in order, holding their keys; nil when none is ready.
     private static func take(_ s: inout State, max: Int, maxBytes: Int) -> Batch? {
         guard !s.pending.isEmpty else { return nil }
@@ -187,23 +189,16 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
         var bytes = 0
         for (i, e) in s.pending.enumerated() {
             if chosen.count >= max { break }
-            let ready = e.keys.allSatisfy { k in !conflicts(k, s.held[k.key]) && !conflicts(k, blocked[k.key]) }
+            let ready = e.keys.allSatisfy { k in
+                !(s.held[k.key]?.conflicts(with: k.mode) ?? false) && !(blocked[k.key]?.conflicts(with: k.mode) ?? false)
+            }
             if ready && (chosen.isEmpty || bytes + e.bytes <= maxBytes) {
                 chosen.append(i)
                 bytes += e.bytes
-                for k in e.keys {
-                    var h = taking[k.key] ?? Held()
-                    if k.mode == .exclusive { h.exclusive = true } else { h.shared += 1 }
-                    taking[k.key] = h
-                }
+                for k in e.keys { taking[k.key, default: Held()].claim(k.mode) }
             } else {
-                for k in e.keys {
-                    var h = blocked[k.key] ?? Held()
-                    if k.mode == .exclusive { h.exclusive = true } else { h.shared += 1 }
-                    blocked[k.key] = h
-                }
-                if !ready { continue }
-                // Ready but over the byte budget: it waits for the next batch, and so does everything after it with its keys.
+                // Waiting (for a key, or for the next batch's byte budget): later items with its keys wait behind it.
+                for k in e.keys { blocked[k.key, default: Held()].claim(k.mode) }
             }
         }
         guard !chosen.isEmpty else { return nil }
@@ -217,9 +212,7 @@ final class KeyedScheduler<Item: Sendable>: Sendable {
         for (key, h) in taking {
             let k = OrderingKey(key, h.exclusive ? .exclusive : .shared)
             keys.append(k)
-            var held = s.held[key] ?? Held()
-            if k.mode == .exclusive { held.exclusive = true } else { held.shared += 1 }
-            s.held[key] = held
+            s.held[key, default: Held()].claim(k.mode)
         }
         let chosenSet = Set(chosen)
         if chosen.count == s.pending.count {

@@ -46,6 +46,15 @@ public final class OutboxRelay: Sendable {
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var toDelete: [Int64] = []
         var deleting = false
+
+        var isIdle: Bool { inFlight == 0 && !deleting && toDelete.isEmpty }
+
+        /// The ``drain()`` callers to wake, once nothing is left in flight.
+        mutating func takeDrainersIfIdle() -> [CheckedContinuation<Void, Never>] {
+            guard isIdle else { return [] }
+            defer { drainWaiters.removeAll() }
+            return drainWaiters
+        }
     }
 
     public init(store: OutboxStore, client: PostgresClient, publisher: AMQPPublisher, logger: Logger,
@@ -90,11 +99,10 @@ public final class OutboxRelay: Sendable {
             }
             then()
             let (next, drained): (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) = self.background.withLock { b in
+                // The slot passes to the next waiting worker, or is given back.
                 if !b.slotWaiters.isEmpty { return (b.slotWaiters.removeFirst(), []) }
                 b.inFlight -= 1
-                guard b.inFlight == 0, !b.deleting, b.toDelete.isEmpty else { return (nil, []) }
-                defer { b.drainWaiters.removeAll() }
-                return (nil, b.drainWaiters)
+                return (nil, b.takeDrainersIfIdle())
             }
             next?.resume()
             for c in drained { c.resume() }
@@ -105,7 +113,7 @@ public final class OutboxRelay: Sendable {
     public func drain() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let done = background.withLock { b -> Bool in
-                if b.inFlight == 0 && !b.deleting && b.toDelete.isEmpty { return true }
+                if b.isIdle { return true }
                 b.drainWaiters.append(c)
                 return false
             }
@@ -144,9 +152,7 @@ public final class OutboxRelay: Sendable {
                 let drained: [CheckedContinuation<Void, Never>]? = self.background.withLock { b in
                     guard b.toDelete.isEmpty else { return nil }
                     b.deleting = false
-                    guard b.inFlight == 0 else { return [] }
-                    defer { b.drainWaiters.removeAll() }
-                    return b.drainWaiters
+                    return b.takeDrainersIfIdle()
                 }
                 if let drained {
                     for c in drained { c.resume() }

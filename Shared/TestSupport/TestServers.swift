@@ -42,7 +42,7 @@ public enum TestServers {
     }
 
     public static func deleteVhost(_ configuration: AMQPConfiguration) {
-        try? runScript(["delete-vhost", configuration.vhost])
+        _ = try? runScript(["delete-vhost", configuration.vhost])
     }
 
     /// Creates database `prefix_<random>` owned by the test role and returns its configuration.
