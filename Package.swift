@@ -56,6 +56,14 @@ let package = Package(
         ], path: "Benchmarks/IntakeLoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
+        // The classification service (issue 7): priority, request class, dispatch, quotas, reclassification.
+        .target(name: "ClassificationService", dependencies: ["CSSModel", "CSSCalendar", "CSSRuntime", "CSSPostgres", "CSSSupport"],
+                path: "Services/Classification/Sources/ClassificationService"),
+        .executableTarget(name: "classification", dependencies: ["ClassificationService", "CSSRuntime"], path: "Services/Classification/Sources/classification"),
+        .testTarget(name: "ClassificationTests", dependencies: ["ClassificationService", "CSSModel", "CSSCalendar"], path: "Tests/ClassificationTests"),
+        .testTarget(name: "ClassificationIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "ClassificationService"],
+                    path: "Tests/ClassificationIntegrationTests"),
+
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
 

@@ -145,6 +145,31 @@ public struct ZoneRules: Sendable {
         return Int(tab.initial)
     }
 
+    /// The local calendar date at instant `t` (seconds since the epoch).
+    public func localDate(at t: Int64) -> LocalDate {
+        LocalDate(dayNumber: Civil.floorDiv(t + Int64(offset(at: t)), 86_400))
+    }
+
+    /// The first instant of local date `date`: its midnight or, where a transition skips
+    /// midnight (America/Santiago, Asia/Beirut), the transition itself.
+    public func startOfDay(_ date: LocalDate) -> Int64 {
+        let wall = date.dayNumber * 86_400
+        let tab = table(from: wall - 2 * 86_400, to: wall + 2 * 86_400)
+        var offset = Int64(tab.initial)
+        var segmentStart = Int64.min
+        for k in 0...tab.times.count {
+            let segmentEnd = k < tab.times.count ? tab.times[k] : Int64.max
+            let u = wall - offset
+            if u < segmentStart { return segmentStart } // midnight was skipped
+            if u < segmentEnd { return u }
+            if k < tab.times.count {
+                segmentStart = tab.times[k]
+                offset = Int64(tab.offsets[k])
+            }
+        }
+        return wall - offset
+    }
+
     static func isPlausibleName(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count < 256, !name.hasPrefix("/"), !name.contains("..") else { return false }
         return name.utf8.allSatisfy { c in

@@ -7,6 +7,14 @@ public enum CommandName {
     public static let ticketSubmit = "ticket.submit"
     public static let ticketTransition = "ticket.transition"
     public static let ticketGet = "ticket.get"
+    public static let reclassifyRequest = "ticket.reclassify.request"
+    public static let reclassifyDecide = "ticket.reclassify.decide"
+    public static let ticketDispatch = "ticket.dispatch"
+    public static let quotaGet = "quota.get"
+    public static let problemOpen = "problem.open"
+    public static let problemUpdate = "problem.update"
+    public static let problemLink = "problem.link"
+    public static let problemGet = "problem.get"
 }
 
 /// Identifiers that end up in routing keys (`customer.<id>`, `oncall.<team>.p1`) may
@@ -67,8 +75,11 @@ public struct OnboardCustomer: Sendable, Equatable {
     public var catalogue: [String]
     public var quotas: Quotas?
     public var slaPolicy: SLAPolicy?
+    /// The contract's overrides of the handbook's priority table (R-CLS-1).
+    public var priorityRules: [PriorityRuleEntry] = []
 
     public static let defaultMaxContacts = 3
+    public static let maxPriorityRules = 64
 
     public static func parse(_ body: JSONValue) throws(CommandRejection) -> OnboardCustomer {
         let errors = ValidationErrors()
@@ -180,12 +191,36 @@ public struct OnboardCustomer: Sendable, Equatable {
             }
             policy = SLAPolicy(targets: targets, warnAt: warnAt)
         }
+        let priorityRules = Self.readPriorityRules(r, errors)
         try errors.throwIfAny()
         return OnboardCustomer(
             customerId: customerId!, name: name!, timeZone: timeZone!, supportRegion: region!,
             extraHolidays: extraHolidays, team: team!, contractYearStart: contractYearStart!,
             maxContacts: maxContacts, contacts: contacts, changeContacts: changeContacts,
-            catalogue: catalogue, quotas: quotas, slaPolicy: policy)
+            catalogue: catalogue, quotas: quotas, slaPolicy: policy, priorityRules: priorityRules)
+    }
+
+    /// `priorityRules`: each names at least one ticket attribute to match, and a priority.
+    static func readPriorityRules(_ r: FieldReader, _ errors: ValidationErrors) -> [PriorityRuleEntry] {
+        guard let readers = r.objects("priorityRules", required: false, maxCount: maxPriorityRules) else { return [] }
+        var rules: [PriorityRuleEntry] = []
+        for (i, rule) in readers.enumerated() {
+            let before = errors.errors.count
+            let entry = PriorityRuleEntry(
+                kind: rule.enumeration("kind", TicketKind.self, required: false),
+                environment: rule.enumeration("environment", DeploymentEnvironment.self, required: false),
+                impact: rule.enumeration("impact", Impact.self, required: false),
+                urgency: rule.enumeration("urgency", Urgency.self, required: false),
+                priority: rule.enumeration("priority", Priority.self) ?? .p4)
+            guard errors.errors.count == before else { continue }
+            if entry.specificity == 0 {
+                errors.add(ErrorCode.invalidField, "priorityRules[\(i)]",
+                           "priorityRules[\(i)] must match at least one of kind, environment, impact, urgency; a rule that matches every ticket would replace the handbook's table")
+                continue
+            }
+            rules.append(entry)
+        }
+        return rules
     }
 
     public static func isRegionCode(_ s: String) -> Bool {
@@ -229,6 +264,7 @@ public struct OnboardCustomer: Sendable, Equatable {
         } else {
             o["slaPolicy"] = .null
         }
+        o["priorityRules"] = .array(priorityRules.map(\.json))
         return .object(o)
     }
 }

@@ -115,6 +115,11 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
         value.map { .string($0) } ?? .null
     }
 
+    /// `.number` of `value`, or `.null` when absent.
+    public static func optional(_ value: Int?) -> JSONValue {
+        value.map { .int($0) } ?? .null
+    }
+
     public static func int(_ value: Int) -> JSONValue { .number(Double(value)) }
 }
 

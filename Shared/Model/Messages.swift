@@ -44,6 +44,16 @@ public enum EventType {
     public static let slaWarning = "sla.warning"
     public static let slaBreached = "sla.breached"
     public static let slaStopped = "sla.stopped"
+    public static let reclassifyRequested = "ticket.reclassify.requested"
+    public static let reclassifyDecided = "ticket.reclassify.decided"
+    public static let ticketDispatched = "ticket.dispatched"
+    public static let quotaWarning = "quota.warning"
+    public static let quotaExceeded = "quota.exceeded"
+    public static let problemOpened = "problem.opened"
+    public static let problemIncidentsLinked = "problem.incidents_linked"
+    public static let problemCauseRecorded = "problem.cause_recorded"
+    public static let problemWorkaroundRecorded = "problem.workaround_recorded"
+    public static let problemResolved = "problem.resolved"
 }
 
 /// A CloudEvents 1.0 event in structured mode.

@@ -31,11 +31,10 @@ public enum ContractTopology {
                        CommandName.ticketTransition, CommandName.ticketGet],
             events: [EventType.ticketClassified, EventType.ticketReclassified, EventType.slaStarted, EventType.slaRescheduled,
                      EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]),
-        // The next service (issue 7): its queue exists from now on, so the facts it needs wait for it.
         ServiceQueues(
             service: "classification",
-            commands: [],
-            events: [EventType.ticketReceived, EventType.customerOnboarded]),
+            commands: [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet],
+            events: [EventType.ticketReceived, EventType.customerOnboarded, EventType.ticketTransitioned]),
     ]
 
     /// The four contract exchanges and the queue that keeps dead letters.

@@ -11,6 +11,13 @@ public enum ServiceMain {
     /// exits: 0 after a graceful shutdown, 78 (EX_CONFIG) naming the bad variable, 1 otherwise.
     public static func run(service: String, schema: String, handler: any CommandHandler, eventHandler: (any EventHandler)? = nil,
                            migrations: [Migration]) async -> Never {
+        await run(service: service, schema: schema, migrations: migrations) { _, _ in (handler, eventHandler) }
+    }
+
+    /// The same, for a service whose handlers read settings of their own: `handlers` gets
+    /// the environment and the clock, and a ``ConfigurationError`` it throws exits 78.
+    public static func run(service: String, schema: String, migrations: [Migration],
+                           handlers: (Environment, any CSSModel.Clock) throws -> (any CommandHandler, (any EventHandler)?)) async -> Never {
         let environment = Environment.process
         do {
             let level = try HostSettings.logLevel(environment)
@@ -21,8 +28,10 @@ public enum ServiceMain {
             }
             let logger = Logger(label: "css.\(service)")
             let settings = try HostSettings.fromEnvironment(environment, service: service)
+            let clock = SystemClock()
+            let (handler, eventHandler) = try handlers(environment, clock)
             let host = ServiceHost(service: service, schema: schema, handler: handler, eventHandler: eventHandler, migrations: migrations,
-                                   settings: settings, clock: SystemClock(), logger: logger)
+                                   settings: settings, clock: clock, logger: logger)
             let group = ServiceGroup(configuration: .init(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             exit(0)

@@ -1,0 +1,290 @@
+import CSSCalendar
+import CSSModel
+import CSSRuntime
+import CSSSupport
+import Foundation
+import Synchronization
+
+/// Classification's settings (environment variables, documented in the README).
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `CSS_CLOUD_PRODUCTS` | `OT Cloud` | the vendor's cloud products, comma-separated (dispatch `success_services`) |
+/// | `CSS_THIRD_PARTY_PRODUCTS` | (none) | third-party products, comma-separated (dispatch `third_party`) |
+/// | `CSS_QUOTA_TREND_MIN` | P30D | how much of a contract year must pass before a trend can warn (unless half the quota is used) |
+public struct ClassificationSettings: Sendable {
+    public var products: ProductCatalog
+    public var trend: QuotaTrend
+
+    public init(products: ProductCatalog = ProductCatalog(cloud: [ProductCatalog.defaultCloudProducts], thirdParty: []),
+                trend: QuotaTrend = QuotaTrend()) {
+        self.products = products
+        self.trend = trend
+    }
+
+    public static func fromEnvironment(_ env: Environment) throws -> ClassificationSettings {
+        let raw = env.string("CSS_QUOTA_TREND_MIN", default: "P30D")
+        guard let seconds = ISODuration.parse(raw), seconds >= 0, seconds <= 366 * 86_400 else {
+            throw ConfigurationError(variable: "CSS_QUOTA_TREND_MIN", message: "must be an ISO 8601 duration between PT0S and P366D, got \"\(raw)\"")
+        }
+        return ClassificationSettings(products: try ProductCatalog.fromEnvironment(env), trend: QuotaTrend(minimumWindow: Int64(seconds)))
+    }
+}
+
+/// Customer profiles and time zones, parsed once per version and shared by every worker.
+final class ProfileCache: Sendable {
+    private let profiles = Mutex<[String: (version: Date, profile: CustomerProfile)]>([:])
+    private let zones = Mutex<[String: ZoneRules]>([:])
+
+    /// The customer's profile as stored, nil when classification has not seen the customer.
+    func customer(_ id: String, store: ClassificationStore) throws -> CustomerProfile? {
+        guard let stored = try store.customerProfile(id) else { return nil }
+        if let hit = profiles.withLock({ $0[id] }), hit.version == stored.version { return hit.profile }
+        let profile = try Self.parse(stored.profile, customer: id)
+        profiles.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[id] = (stored.version, profile)
+        }
+        return profile
+    }
+
+    static func parse(_ text: String, customer: String) throws -> CustomerProfile {
+        do {
+            return try CustomerProfile(OnboardCustomer.parse(try JSONValue.parse(Array(text.utf8))))
+        } catch {
+            throw ClassificationFailure(message: "the stored profile of customer \(customer) cannot be read: \(error)")
+        }
+    }
+
+    func zone(_ identifier: String) throws(CommandRejection) -> ZoneRules {
+        if let hit = zones.withLock({ $0[identifier] }) { return hit }
+        do {
+            let rules = try ZoneRules.load(identifier: identifier)
+            zones.withLock { $0[identifier] = rules }
+            return rules
+        } catch {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "timeZone", message: "time zone \(identifier) cannot be loaded: \(error.message)")
+        }
+    }
+}
+
+/// Stored state classification cannot read back: a bug or a manual edit, not the message's fault.
+struct ClassificationFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Classification's reaction to intake's events: learn customers, classify tickets,
+/// count quotas, follow transitions (R-CLS-1, -2, -4, -5, -6, R-QTA-1, -2).
+///
+/// Events may come in any order and more than once (several replicas, redelivery): a
+/// ticket whose customer is not known yet waits and is classified when the customer
+/// arrives; a transition of a ticket not known yet waits for the ticket; an older
+/// `customer.onboarded` never replaces a newer one. Each fact has a unique key in the
+/// schema, so nothing is classified, counted or announced twice.
+public struct ClassificationEvents: EventHandler {
+    let settings: ClassificationSettings
+    let clock: any CSSModel.Clock
+    let cache: ProfileCache
+
+    public init(settings: ClassificationSettings, clock: any CSSModel.Clock) {
+        self.settings = settings
+        self.clock = clock
+        self.cache = ProfileCache()
+    }
+
+    init(settings: ClassificationSettings, clock: any CSSModel.Clock, cache: ProfileCache) {
+        self.settings = settings
+        self.clock = clock
+        self.cache = cache
+    }
+
+    public var eventTypes: [String] {
+        [EventType.ticketReceived, EventType.customerOnboarded, EventType.ticketTransitioned]
+    }
+
+    public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
+        let store = ClassificationStore(session: context.session)
+        switch event.type {
+        case EventType.customerOnboarded:
+            return try onboarded(event, store, context.events)
+        case EventType.ticketReceived:
+            return try received(event, store, context.events)
+        case EventType.ticketTransitioned:
+            return try transitioned(event, store, context.events)
+        default:
+            throw CommandRejection(code: ErrorCode.unknownValue, field: "type", message: "classification does not consume \(event.type)")
+        }
+    }
+
+    // MARK: customer.onboarded
+
+    func onboarded(_ event: CloudEvent, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        let onboard = try Self.withDataPrefix { () throws(CommandRejection) in try OnboardCustomer.parse(event.data) }
+        let profile = try CustomerProfile(onboard)
+        _ = try cache.zone(profile.timeZone)
+        try store.lock(exclusive: ["customer:\(profile.customerId)"])
+        guard try store.upsertCustomer(profile.customerId, profile: onboard.json, version: event.time) else { return [] }
+        var out: [CloudEvent] = []
+        for waiting in try store.waitingTickets(profile.customerId) {
+            out += try classify(waiting.ticket, customer: profile, store, events)
+        }
+        return out
+    }
+
+    /// Reads event data with the command parsers, naming fields as `data.<field>`.
+    static func withDataPrefix<T>(_ parse: () throws(CommandRejection) -> T) throws(CommandRejection) -> T {
+        do {
+            return try parse()
+        } catch {
+            throw CommandRejection(error.errors.map { e in
+                CommandError(code: e.code, field: e.field.map { "data.\($0)" } ?? "data", message: e.message)
+            })
+        }
+    }
+
+    // MARK: ticket.received
+
+    func received(_ event: CloudEvent, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        let ticket = try ReceivedTicket.parse(event.data)
+        try store.lock(exclusive: ["ticket:\(ticket.trackingNumber)"], shared: ["customer:\(ticket.customerId)"])
+        guard try store.insertTicket(ticket) else { return [] }
+        guard let customer = try cache.customer(ticket.customerId, store: store) else {
+            // Waits for customer.onboarded (events out of order); nothing is lost.
+            return []
+        }
+        return try classify(ticket, customer: customer, store, events)
+    }
+
+    /// Classifies a stored ticket once, counts its quota and applies the transitions that
+    /// came before it.
+    func classify(_ ticket: ReceivedTicket, customer: CustomerProfile, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        let now = clock.now()
+        let c = Classifier.classify(ticket, customer: customer, products: settings.products)
+        try store.saveClassification(ticket.trackingNumber, c, at: now)
+        var data = JSONObject()
+        data["trackingNumber"] = .string(ticket.trackingNumber)
+        data["customerId"] = .string(ticket.customerId)
+        data["priority"] = .string(c.priority.rawValue)
+        data["requestedPriority"] = .optional(c.requestedPriority?.rawValue)
+        data["requestClass"] = .optional(c.requestClass?.rawValue)
+        data["dispatch"] = .string(c.dispatch.rawValue)
+        data["thirdParty"] = .optional(c.thirdParty)
+        data["reclassificationCandidate"] = .bool(c.isReclassificationCandidate)
+        data["policy"] = .string(c.source.rawValue)
+        data["kind"] = .string(ticket.kind.rawValue)
+        data["environment"] = .string(ticket.environment.rawValue)
+        data["receivedAt"] = .string(RFC3339.format(ticket.receivedAt))
+        data["classifiedAt"] = .string(RFC3339.format(now))
+        try store.audit(ticket.trackingNumber, event: "classified", actor: "classification", at: now, data: .object(data))
+        var out = [events.make(EventType.ticketClassified, subject: ticket.trackingNumber, data: .object(data), time: now)]
+        if let quota = c.quota {
+            out += try consume(ticket, quota: quota, customer: customer, store, events, now: now)
+        }
+        var row = TicketRow(ticket: ticket, classification: c, classifiedAt: now, everCritical: c.priority == .p1, status: "classified", statusAt: nil)
+        for early in try store.takeEarlyTransitions(ticket.trackingNumber) {
+            out += try apply(early, to: &row, store, events)
+        }
+        return out
+    }
+
+    /// R-QTA-1, R-QTA-2: one consumption per request, a warning when the trend projects
+    /// exhaustion before the year ends, a flag when the quota is exceeded.
+    func consume(_ ticket: ReceivedTicket, quota: QuotaKind, customer: CustomerProfile, _ store: ClassificationStore,
+                 _ events: EventFactory, now: Date) throws -> [CloudEvent] {
+        let zone = try cache.zone(customer.timeZone)
+        let year = ContractYear.containing(Int64(ticket.receivedAt.timeIntervalSince1970.rounded(.down)), contractStart: customer.contractStart, zone: zone)
+        let yearStart = year.firstDay.description
+        guard let usage = try store.consume(number: ticket.trackingNumber, customerId: customer.customerId, quota: quota,
+                                            yearStart: yearStart, at: now) else { return [] }
+        let limit = customer.quotas[quota]
+        let alerts = settings.trend.alerts(used: usage.used, limit: limit, year: year, now: Int64(now.timeIntervalSince1970.rounded(.down)),
+                                           lastWarning: usage.warnedProjection.map { Int64($0.timeIntervalSince1970) },
+                                           exceededFlagged: usage.exceeded)
+        var out: [CloudEvent] = []
+        func data() -> JSONObject {
+            var d = JSONObject()
+            d["customerId"] = .string(customer.customerId)
+            d["quota"] = .string(quota.rawValue)
+            d["used"] = .int(usage.used)
+            d["limit"] = .optional(limit)
+            d["contractYearStart"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.start))))
+            d["contractYearEnd"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.end))))
+            d["trackingNumber"] = .string(ticket.trackingNumber)
+            return d
+        }
+        if let projected = alerts.warning {
+            let projection = Date(timeIntervalSince1970: TimeInterval(projected))
+            var d = data()
+            d["projectedExhaustion"] = .string(RFC3339.format(projection))
+            d["previousProjection"] = .optional(usage.warnedProjection.map(RFC3339.format))
+            try store.markWarned(customerId: customer.customerId, quota: quota, yearStart: yearStart, projection: projection)
+            out.append(events.make(EventType.quotaWarning, subject: customer.customerId, data: .object(d), time: now))
+        }
+        if alerts.exceeded {
+            try store.markExceeded(customerId: customer.customerId, quota: quota, yearStart: yearStart, at: now)
+            out.append(events.make(EventType.quotaExceeded, subject: customer.customerId, data: .object(data()), time: now))
+        }
+        return out
+    }
+
+    // MARK: ticket.transitioned
+
+    func transitioned(_ event: CloudEvent, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        let errors = ValidationErrors()
+        guard let object = event.data.objectValue else {
+            throw CommandRejection(code: ErrorCode.notAnObject, field: "data", message: "data must be a JSON object")
+        }
+        let r = FieldReader(object, prefix: "data.", errors: errors)
+        let number = r.string("trackingNumber", maxLength: 40)
+        let action = r.enumeration("action", TicketAction.self)
+        let status = r.enumeration("status", TicketStatus.self)
+        let by = r.string("by", maxLength: 254)
+        let at = r.timestamp("at", required: false) ?? event.time
+        try errors.throwIfAny()
+        let transition = EarlyTransition(action: action!.rawValue, status: status!.rawValue, actor: by!, at: at)
+        try store.lock(exclusive: ["ticket:\(number!)"])
+        guard var row = try store.ticket(number!, forUpdate: true), row.classification != nil else {
+            try store.recordEarlyTransition(eventID: event.id, number: number!, transition)
+            return []
+        }
+        return try apply(transition, to: &row, store, events)
+    }
+
+    /// A transition of a classified ticket: its status, the downgrade after restoration (R-CLS-4).
+    func apply(_ t: EarlyTransition, to row: inout TicketRow, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        try store.setStatus(row.trackingNumber, t.status, at: t.at)
+        guard t.action == TicketAction.restore.rawValue, let c = row.classification,
+              let to = Downgrade.afterRestoration(kind: row.ticket.kind, environment: row.ticket.environment, priority: c.priority) else { return [] }
+        try store.setPriority(row.trackingNumber, to)
+        row.classification?.priority = to
+        let now = clock.now()
+        var data = JSONObject()
+        data["trackingNumber"] = .string(row.trackingNumber)
+        data["customerId"] = .string(row.ticket.customerId)
+        data["from"] = .string(c.priority.rawValue)
+        data["to"] = .string(to.rawValue)
+        data["reason"] = .string(Downgrade.reason)
+        data["by"] = .string(Downgrade.actor)
+        data["cause"] = .string("restored")
+        data["requestId"] = .null
+        data["receivedAt"] = .string(RFC3339.format(row.ticket.receivedAt))
+        data["restoredBy"] = .string(t.actor)
+        data["at"] = .string(RFC3339.format(now))
+        try store.audit(row.trackingNumber, event: "reclassified", actor: Downgrade.actor, at: now, data: .object(data))
+        return [events.make(EventType.ticketReclassified, subject: row.trackingNumber, data: .object(data), time: now)]
+    }
+}
+
+/// R-CLS-4: once production service is restored, a Critical or High incident is
+/// downgraded to Moderate while root-cause work continues (handbook §4.5.2).
+public enum Downgrade {
+    public static let reason = "restored"
+    public static let actor = "classification"
+
+    /// The priority after restoration, nil when it stays.
+    public static func afterRestoration(kind: TicketKind, environment: DeploymentEnvironment, priority: Priority) -> Priority? {
+        guard kind == .incident, environment == .production, priority == .p1 || priority == .p2 else { return nil }
+        return .p3
+    }
+}

@@ -1,0 +1,341 @@
+import CSSModel
+import CSSPostgres
+import Foundation
+
+/// A ticket as classification keeps it.
+public struct TicketRow: Sendable, Equatable {
+    public var ticket: ReceivedTicket
+    public var classification: Classification?
+    public var classifiedAt: Date?
+    public var everCritical: Bool
+    public var status: String
+    public var statusAt: Date?
+
+    public init(ticket: ReceivedTicket, classification: Classification? = nil, classifiedAt: Date? = nil, everCritical: Bool, status: String, statusAt: Date? = nil) {
+        self.ticket = ticket
+        self.classification = classification
+        self.classifiedAt = classifiedAt
+        self.everCritical = everCritical
+        self.status = status
+        self.statusAt = statusAt
+    }
+
+    public var trackingNumber: String { ticket.trackingNumber }
+}
+
+/// A reclassification request (R-CLS-3).
+public struct ReclassificationRequest: Sendable, Equatable {
+    public enum State: String, Sendable { case pending, accepted, declined }
+
+    public var requestId: String
+    public var trackingNumber: String
+    public var from: Priority
+    public var to: Priority
+    public var reason: String
+    public var requestedBy: String
+    public var requestedAt: Date
+    public var state: State
+    public var decidedBy: String?
+    public var decisionReason: String?
+    public var decidedAt: Date?
+
+    public init(requestId: String, trackingNumber: String, from: Priority, to: Priority, reason: String, requestedBy: String, requestedAt: Date, state: State, decidedBy: String? = nil, decisionReason: String? = nil, decidedAt: Date? = nil) {
+        self.requestId = requestId
+        self.trackingNumber = trackingNumber
+        self.from = from
+        self.to = to
+        self.reason = reason
+        self.requestedBy = requestedBy
+        self.requestedAt = requestedAt
+        self.state = state
+        self.decidedBy = decidedBy
+        self.decisionReason = decisionReason
+        self.decidedAt = decidedAt
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        o["requestId"] = .string(requestId)
+        o["from"] = .string(from.rawValue)
+        o["to"] = .string(to.rawValue)
+        o["reason"] = .string(reason)
+        o["by"] = .string(requestedBy)
+        o["requestedAt"] = .string(RFC3339.format(requestedAt))
+        o["state"] = .string(state.rawValue)
+        o["decidedBy"] = .optional(decidedBy)
+        o["decisionReason"] = .optional(decisionReason)
+        o["decidedAt"] = .optional(decidedAt.map(RFC3339.format))
+        return .object(o)
+    }
+}
+
+/// This year's consumption of one quota.
+public struct QuotaUsage: Sendable, Equatable {
+    public var used: Int
+    public var warnedProjection: Date?
+    public var exceeded: Bool
+}
+
+/// A transition intake announced before classification knew the ticket.
+struct EarlyTransition {
+    var action: String
+    var status: String
+    var actor: String
+    var at: Date
+}
+
+/// Reads and writes the `classification` schema inside one transaction.
+struct ClassificationStore {
+    let session: PostgresSession
+
+    // MARK: Locks
+
+    /// Serialises work on the named keys until the transaction ends: a ticket's events
+    /// against each other, and a customer's onboarding against its tickets, across
+    /// processes, so a ticket that waits for its customer is never missed by both.
+    func lock(exclusive: [String], shared: [String] = []) throws {
+        for key in Set(exclusive).sorted() {
+            _ = try session.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.string("classification:" + key)])
+        }
+        for key in Set(shared).subtracting(exclusive).sorted() {
+            _ = try session.query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", [.string("classification:" + key)])
+        }
+    }
+
+    // MARK: Customers
+
+    /// Stores a customer's settings unless newer ones are there; false when `version` is older.
+    func upsertCustomer(_ id: String, profile: JSONValue, version: Date) throws -> Bool {
+        try session.execute("""
+            INSERT INTO classification.customers (customer_id, profile, version) VALUES ($1, $2, $3)
+            ON CONFLICT (customer_id) DO UPDATE SET profile = excluded.profile, version = excluded.version
+            WHERE classification.customers.version < excluded.version
+            """, [.string(id), .json(profile.jsonText), .date(version)]) == 1
+    }
+
+    /// The customer's newest settings as stored (JSON text and version), nil when not seen yet.
+    func customerProfile(_ id: String) throws -> (profile: String, version: Date)? {
+        let rows = try session.query("SELECT profile::text, version FROM classification.customers WHERE customer_id = $1", [.string(id)])
+        guard let r = rows.first else { return nil }
+        return (try r.string(0), try r.date(1))
+    }
+
+    // MARK: Tickets
+
+    /// Records a new ticket; false when it is known already.
+    func insertTicket(_ t: ReceivedTicket) throws -> Bool {
+        try session.execute("""
+            INSERT INTO classification.tickets (tracking_number, customer_id, kind, environment, impact, urgency, catalog_item, component,
+                product, summary, requested_priority, received_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tracking_number) DO NOTHING
+            """, [.string(t.trackingNumber), .string(t.customerId), .string(t.kind.rawValue), .string(t.environment.rawValue),
+                  .optional(t.impact?.rawValue), .optional(t.urgency?.rawValue), .optional(t.catalogItem), .optional(t.component),
+                  .optional(t.product), .string(t.summary), .optional(t.requestedPriority?.rawValue), .date(t.receivedAt)]) == 1
+    }
+
+    static let ticketColumns = """
+        tracking_number, customer_id, kind, environment, impact, urgency, catalog_item, component, product, summary,
+        requested_priority, received_at, priority, priority_source, request_class, dispatch, third_party, classified_at,
+        ever_critical, status, status_at
+        """
+
+    func ticket(_ number: String, forUpdate: Bool = false) throws -> TicketRow? {
+        let rows = try session.query("SELECT \(Self.ticketColumns) FROM classification.tickets WHERE tracking_number = $1\(forUpdate ? " FOR UPDATE" : "")",
+                                     [.string(number)])
+        return try rows.first.map(Self.ticketRow)
+    }
+
+    /// The customer's tickets that wait for its first onboarding, oldest first.
+    func waitingTickets(_ customerId: String) throws -> [TicketRow] {
+        try session.query("""
+            SELECT \(Self.ticketColumns) FROM classification.tickets
+            WHERE customer_id = $1 AND classified_at IS NULL ORDER BY received_at, tracking_number FOR UPDATE
+            """, [.string(customerId)]).map(Self.ticketRow)
+    }
+
+    static func ticketRow(_ r: PostgresRow) throws -> TicketRow {
+        func value<E: RawRepresentable>(_ type: E.Type, _ column: Int) throws -> E? where E.RawValue == String {
+            guard let raw = try r.optionalString(column) else { return nil }
+            guard let v = E(rawValue: raw) else {
+                throw PostgresError(code: PostgresError.decodeFailed, message: "column \(column) holds unknown value \(raw)")
+            }
+            return v
+        }
+        let ticket = ReceivedTicket(
+            trackingNumber: try r.string(0), customerId: try r.string(1), kind: try value(TicketKind.self, 2)!,
+            environment: try value(DeploymentEnvironment.self, 3)!, impact: try value(Impact.self, 4), urgency: try value(Urgency.self, 5),
+            catalogItem: try r.optionalString(6), component: try r.optionalString(7), product: try r.optionalString(8),
+            summary: try r.string(9), requestedPriority: try value(Priority.self, 10), receivedAt: try r.date(11))
+        var classification: Classification?
+        if let priority = try value(Priority.self, 12) {
+            classification = Classification(priority: priority, source: try value(PrioritySource.self, 13) ?? .handbook,
+                                            requestedPriority: ticket.requestedPriority, requestClass: try value(RequestClass.self, 14),
+                                            dispatch: try value(Dispatch.self, 15) ?? .investigation, thirdParty: try r.optionalString(16))
+        }
+        return TicketRow(ticket: ticket, classification: classification, classifiedAt: try r.optionalDate(17), everCritical: try r.bool(18),
+                         status: try r.string(19), statusAt: try r.optionalDate(20))
+    }
+
+    func saveClassification(_ number: String, _ c: Classification, at: Date) throws {
+        try session.execute("""
+            UPDATE classification.tickets SET priority = $2, priority_source = $3, request_class = $4, dispatch = $5, third_party = $6,
+                classified_at = $7, ever_critical = ever_critical OR $2 = 'P1'
+            WHERE tracking_number = $1
+            """, [.string(number), .string(c.priority.rawValue), .string(c.source.rawValue), .optional(c.requestClass?.rawValue),
+                  .string(c.dispatch.rawValue), .optional(c.thirdParty), .date(at)])
+    }
+
+    func setPriority(_ number: String, _ priority: Priority) throws {
+        try session.execute("""
+            UPDATE classification.tickets SET priority = $2, ever_critical = ever_critical OR $2 = 'P1' WHERE tracking_number = $1
+            """, [.string(number), .string(priority.rawValue)])
+    }
+
+    func setDispatch(_ number: String, _ dispatch: Dispatch, thirdParty: String?) throws {
+        try session.execute("UPDATE classification.tickets SET dispatch = $2, third_party = $3 WHERE tracking_number = $1",
+                            [.string(number), .string(dispatch.rawValue), .optional(thirdParty)])
+    }
+
+    /// Keeps the newest status intake announced; an older announcement changes nothing.
+    func setStatus(_ number: String, _ status: String, at: Date) throws {
+        try session.execute("""
+            UPDATE classification.tickets SET status = $2, status_at = $3
+            WHERE tracking_number = $1 AND (status_at IS NULL OR status_at <= $3)
+            """, [.string(number), .string(status), .date(at)])
+    }
+
+    // MARK: Transitions that came first
+
+    func recordEarlyTransition(eventID: String, number: String, _ t: EarlyTransition) throws {
+        try session.execute("""
+            INSERT INTO classification.early_transitions (event_id, tracking_number, action, status, actor, at)
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING
+            """, [.string(eventID), .string(number), .string(t.action), .string(t.status), .string(t.actor), .date(t.at)])
+    }
+
+    /// Removes and returns the transitions that waited for `number`, in the order they happened.
+    func takeEarlyTransitions(_ number: String) throws -> [EarlyTransition] {
+        try session.query("""
+            WITH taken AS (DELETE FROM classification.early_transitions WHERE tracking_number = $1 RETURNING action, status, actor, at)
+            SELECT action, status, actor, at FROM taken ORDER BY at
+            """, [.string(number)]).map { r in
+            EarlyTransition(action: try r.string(0), status: try r.string(1), actor: try r.string(2), at: try r.date(3))
+        }
+    }
+
+    // MARK: Audit
+
+    func audit(_ number: String, event: String, actor: String, at: Date, data: JSONValue) throws {
+        try session.execute("""
+            INSERT INTO classification.ticket_audit (tracking_number, event, actor, at, data) VALUES ($1, $2, $3, $4, $5)
+            """, [.string(number), .string(event), .string(actor), .date(at), .json(data.jsonText)])
+    }
+
+    func auditTrail(_ number: String) throws -> [JSONValue] {
+        try session.query("""
+            SELECT event, actor, at, data::text FROM classification.ticket_audit WHERE tracking_number = $1 ORDER BY id
+            """, [.string(number)]).map { r in
+            var o = JSONObject()
+            o["event"] = .string(try r.string(0))
+            o["by"] = .string(try r.string(1))
+            o["at"] = .string(RFC3339.format(try r.date(2)))
+            o["data"] = (try? JSONValue.parse(try r.string(3))) ?? .null
+            return .object(o)
+        }
+    }
+
+    // MARK: Reclassification requests
+
+    static let requestColumns = """
+        request_id, tracking_number, from_priority, to_priority, reason, requested_by, requested_at, state, decided_by,
+        decision_reason, decided_at
+        """
+
+    static func requestRow(_ r: PostgresRow) throws -> ReclassificationRequest {
+        func priority(_ column: Int) throws -> Priority {
+            let raw = try r.string(column)
+            guard let p = Priority(rawValue: raw) else { throw PostgresError(code: PostgresError.decodeFailed, message: "unknown priority \(raw)") }
+            return p
+        }
+        let state = try r.string(7)
+        guard let s = ReclassificationRequest.State(rawValue: state) else {
+            throw PostgresError(code: PostgresError.decodeFailed, message: "unknown request state \(state)")
+        }
+        return ReclassificationRequest(
+            requestId: try r.string(0), trackingNumber: try r.string(1), from: try priority(2), to: try priority(3), reason: try r.string(4),
+            requestedBy: try r.string(5), requestedAt: try r.date(6), state: s, decidedBy: try r.optionalString(8),
+            decisionReason: try r.optionalString(9), decidedAt: try r.optionalDate(10))
+    }
+
+    func insertRequest(number: String, from: Priority, to: Priority, reason: String, by: String, at: Date) throws -> String {
+        let rows = try session.query("""
+            INSERT INTO classification.reclassification_requests (request_id, tracking_number, from_priority, to_priority, reason,
+                requested_by, requested_at, state)
+            VALUES ('RCL-' || lpad(nextval('classification.request_number')::text, 6, '0'), $1, $2, $3, $4, $5, $6, 'pending')
+            RETURNING request_id
+            """, [.string(number), .string(from.rawValue), .string(to.rawValue), .string(reason), .string(by), .date(at)])
+        return try rows[0].string(0)
+    }
+
+    func request(_ id: String, forUpdate: Bool = false) throws -> ReclassificationRequest? {
+        try session.query("SELECT \(Self.requestColumns) FROM classification.reclassification_requests WHERE request_id = $1\(forUpdate ? " FOR UPDATE" : "")",
+                          [.string(id)]).first.map(Self.requestRow)
+    }
+
+    func requests(of number: String) throws -> [ReclassificationRequest] {
+        try session.query("""
+            SELECT \(Self.requestColumns) FROM classification.reclassification_requests WHERE tracking_number = $1 ORDER BY requested_at, request_id
+            """, [.string(number)]).map(Self.requestRow)
+    }
+
+    func decide(_ id: String, accept: Bool, by: String, reason: String, at: Date) throws {
+        try session.execute("""
+            UPDATE classification.reclassification_requests SET state = $2, decided_by = $3, decision_reason = $4, decided_at = $5
+            WHERE request_id = $1
+            """, [.string(id), .string(accept ? "accepted" : "declined"), .string(by), .string(reason), .date(at)])
+    }
+
+    // MARK: Quotas
+
+    /// Counts one consumption of a service request, once ever; returns the quota's use
+    /// this year after it, or nil when this request was counted before.
+    func consume(number: String, customerId: String, quota: QuotaKind, yearStart: String, at: Date) throws -> QuotaUsage? {
+        let rows = try session.query("""
+            WITH consumed AS (
+                INSERT INTO classification.quota_consumption (tracking_number, customer_id, quota, year_start, consumed_at)
+                VALUES ($1, $2, $3, $4::date, $5) ON CONFLICT (tracking_number) DO NOTHING RETURNING 1
+            )
+            INSERT INTO classification.quota_usage AS u (customer_id, quota, year_start, used)
+            SELECT $2, $3, $4::date, 1 FROM consumed
+            ON CONFLICT (customer_id, quota, year_start) DO UPDATE SET used = u.used + 1
+            RETURNING used, warned_projection, exceeded_at IS NOT NULL
+            """, [.string(number), .string(customerId), .string(quota.rawValue), .string(yearStart), .date(at)])
+        guard let r = rows.first else { return nil }
+        return QuotaUsage(used: try r.int(0), warnedProjection: try r.optionalDate(1), exceeded: try r.bool(2))
+    }
+
+    func markWarned(customerId: String, quota: QuotaKind, yearStart: String, projection: Date) throws {
+        try session.execute("""
+            UPDATE classification.quota_usage SET warned_projection = $4 WHERE customer_id = $1 AND quota = $2 AND year_start = $3::date
+            """, [.string(customerId), .string(quota.rawValue), .string(yearStart), .date(projection)])
+    }
+
+    func markExceeded(customerId: String, quota: QuotaKind, yearStart: String, at: Date) throws {
+        try session.execute("""
+            UPDATE classification.quota_usage SET exceeded_at = $4 WHERE customer_id = $1 AND quota = $2 AND year_start = $3::date
+            """, [.string(customerId), .string(quota.rawValue), .string(yearStart), .date(at)])
+    }
+
+    func usage(customerId: String, yearStart: String) throws -> [QuotaKind: QuotaUsage] {
+        var out: [QuotaKind: QuotaUsage] = [:]
+        for r in try session.query("""
+            SELECT quota, used, warned_projection, exceeded_at IS NOT NULL FROM classification.quota_usage
+            WHERE customer_id = $1 AND year_start = $2::date
+            """, [.string(customerId), .string(yearStart)]) {
+            if let q = QuotaKind(rawValue: try r.string(0)) {
+                out[q] = QuotaUsage(used: try r.int(1), warnedProjection: try r.optionalDate(2), exceeded: try r.bool(3))
+            }
+        }
+        return out
+    }
+}
