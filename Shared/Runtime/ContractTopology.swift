@@ -33,7 +33,8 @@ public enum ContractTopology {
                      EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]),
         ServiceQueues(
             service: "classification",
-            commands: [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet],
+            commands: [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet,
+                       CommandName.problemOpen, CommandName.problemUpdate, CommandName.problemLink, CommandName.problemGet],
             events: [EventType.ticketReceived, EventType.customerOnboarded, EventType.ticketTransitioned]),
     ]
 

@@ -105,6 +105,12 @@ public final class ContractClient: @unchecked Sendable {
         }
     }
 
+    /// Publishes an event to `css.events` as a service would (structured CloudEvent, `message_id` = its id).
+    public func publish(event: CloudEvent) async throws {
+        try await publish(OutgoingMessage(exchange: ExchangeName.events, routingKey: event.type, body: event.json.encoded(),
+                                          properties: MessageProperties(contentType: CloudEvent.contentType, messageID: event.id, persistent: true)))
+    }
+
     /// Waits for the reply with `correlationID`.
     public func reply(correlationID: String, timeout: Duration = .seconds(30)) async throws -> Reply {
         try await withThrowingTaskGroup(of: Reply.self) { group in

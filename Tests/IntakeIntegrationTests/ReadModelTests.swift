@@ -7,9 +7,7 @@ import Testing
 /// Intake learns priority and SLA targets from other services' events, never their tables.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct ReadModelTests {
     func publishEvent(_ h: IntakeHarness, _ event: CloudEvent) async throws {
-        let message = OutgoingMessage(exchange: ExchangeName.events, routingKey: event.type, body: event.json.encoded(),
-                                      properties: MessageProperties(contentType: CloudEvent.contentType, messageID: event.id))
-        try await h.client.publisher.publish(message)
+        try await h.client.publish(event: event)
     }
 
     // R-CLS-1, R-SLA-3

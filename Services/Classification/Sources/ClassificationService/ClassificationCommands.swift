@@ -58,7 +58,7 @@ public enum ClassificationRules {
     }
 }
 
-/// Classification's commands: reclassification requests and decisions, dispatch, quota look-ups.
+/// Classification's commands: reclassification requests and decisions, dispatch, quota look-ups, problems.
 public struct ClassificationCommands: CommandHandler {
     let settings: ClassificationSettings
     let clock: any CSSModel.Clock
@@ -77,11 +77,12 @@ public struct ClassificationCommands: CommandHandler {
     }
 
     public var commandNames: [String] {
-        [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet]
+        [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet,
+         CommandName.problemOpen, CommandName.problemUpdate, CommandName.problemLink, CommandName.problemGet]
     }
 
     public func isReadOnly(_ command: String) -> Bool {
-        command == CommandName.quotaGet
+        command == CommandName.quotaGet || command == CommandName.problemGet
     }
 
     /// A ticket's commands run one after the other; a decision is keyed by its request.
@@ -91,8 +92,12 @@ public struct ClassificationCommands: CommandHandler {
             return command.body["trackingNumber"]?.stringValue.map { [.exclusive("ticket:\($0)")] } ?? []
         case CommandName.reclassifyDecide:
             return command.body["requestId"]?.stringValue.map { [.exclusive("request:\($0)")] } ?? []
-        case CommandName.quotaGet:
+        case CommandName.quotaGet, CommandName.problemOpen:
             return command.body["customerId"]?.stringValue.map { [.shared("customer:\($0)")] } ?? []
+        case CommandName.problemUpdate, CommandName.problemLink:
+            return command.body["problemId"]?.stringValue.map { [.exclusive("problem:\($0)")] } ?? []
+        case CommandName.problemGet:
+            return command.body["problemId"]?.stringValue.map { [.shared("problem:\($0)")] } ?? []
         default:
             return [.exclusive("classification")]
         }
@@ -109,6 +114,14 @@ public struct ClassificationCommands: CommandHandler {
             return try dispatch(try DispatchTicket.parse(command.body), command, store, context.events)
         case CommandName.quotaGet:
             return CommandOutcome(result: try quota(try GetQuota.parse(command.body), store))
+        case CommandName.problemOpen:
+            return try openProblem(try OpenProblem.parse(command.body), command, store, context.events)
+        case CommandName.problemUpdate:
+            return try updateProblem(try UpdateProblem.parse(command.body), command, store, context.events)
+        case CommandName.problemLink:
+            return try linkProblem(try LinkProblem.parse(command.body), command, store, context.events)
+        case CommandName.problemGet:
+            return CommandOutcome(result: try problemView(try GetProblem.parse(command.body).problemId, store))
         default:
             throw CommandRejection(code: ErrorCode.unknownCommand, message: "classification does not handle \(command.name)")
         }

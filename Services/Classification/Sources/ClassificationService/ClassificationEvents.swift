@@ -181,6 +181,9 @@ public struct ClassificationEvents: EventHandler {
         if let quota = c.quota {
             out += try consume(ticket, quota: quota, customer: customer, store, events, now: now)
         }
+        if ticket.kind == .incident, let component = ticket.component {
+            out += try trend(ticket, component: component, store, events, now: now)
+        }
         var row = TicketRow(ticket: ticket, classification: c, classifiedAt: now, everCritical: c.priority == .p1, status: "classified", statusAt: nil)
         for early in try store.takeEarlyTransitions(ticket.trackingNumber) {
             out += try apply(early, to: &row, store, events)
@@ -251,9 +254,13 @@ public struct ClassificationEvents: EventHandler {
         return try apply(transition, to: &row, store, events)
     }
 
-    /// A transition of a classified ticket: its status, the downgrade after restoration (R-CLS-4).
+    /// A transition of a classified ticket: its status, the downgrade after restoration
+    /// (R-CLS-4), the problem of a Critical incident once it is closed (R-PRB-1).
     func apply(_ t: EarlyTransition, to row: inout TicketRow, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
         try store.setStatus(row.trackingNumber, t.status, at: t.at)
+        if t.action == TicketAction.close.rawValue, row.everCritical, row.ticket.kind == .incident {
+            return try criticalProblem(row, store, events)
+        }
         guard t.action == TicketAction.restore.rawValue, let c = row.classification,
               let to = Downgrade.afterRestoration(kind: row.ticket.kind, environment: row.ticket.environment, priority: c.priority) else { return [] }
         try store.setPriority(row.trackingNumber, to)
@@ -273,6 +280,61 @@ public struct ClassificationEvents: EventHandler {
         data["at"] = .string(RFC3339.format(now))
         try store.audit(row.trackingNumber, event: "reclassified", actor: Downgrade.actor, at: now, data: .object(data))
         return [events.make(EventType.ticketReclassified, subject: row.trackingNumber, data: .object(data), time: now)]
+    }
+}
+
+// MARK: - Problems opened by classification itself (R-PRB-1, R-PRB-2)
+
+extension ClassificationEvents {
+    /// R-PRB-1: a Critical incident, restored and closed, opens one problem linked to it.
+    func criticalProblem(_ row: TicketRow, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+        let now = clock.now()
+        let summary = "Root cause of Critical incident \(row.trackingNumber): \(row.ticket.summary)"
+        guard let id = try store.openProblem(customerId: row.ticket.customerId, source: .criticalIncident, component: row.ticket.component,
+                                             summary: String(summary.prefix(500)), description: nil, by: Downgrade.actor, at: now,
+                                             originTicket: row.trackingNumber, incidents: [row.trackingNumber]) else { return [] }
+        return [Self.problemOpened(id, customerId: row.ticket.customerId, source: .criticalIncident, incidents: [row.trackingNumber],
+                                   component: row.ticket.component, summary: String(summary.prefix(500)), by: Downgrade.actor, at: now, events)]
+    }
+
+    /// R-PRB-2: an incident joins the open trend problem of its component, or completes a
+    /// trend of 3 within 30 days that opens one.
+    func trend(_ ticket: ReceivedTicket, component: String, _ store: ClassificationStore, _ events: EventFactory, now: Date) throws -> [CloudEvent] {
+        try store.lock(exclusive: ["trend:\(ticket.customerId):\(component)"])
+        if let open = try store.openTrendProblem(customerId: ticket.customerId, component: component) {
+            let added = try store.link(open, [ticket.trackingNumber], by: Downgrade.actor, at: now)
+            guard !added.isEmpty else { return [] }
+            return [Self.incidentsLinked(open, customerId: ticket.customerId, incidents: added, by: Downgrade.actor, at: now, events)]
+        }
+        let rule = TrendRule()
+        let candidates = try store.trendCandidates(customerId: ticket.customerId, component: component, around: ticket.receivedAt, window: rule.window)
+        guard let members = rule.window(candidates, containing: ticket.trackingNumber) else { return [] }
+        let summary = String("\(members.count) incidents of \(component) within 30 days".prefix(500))
+        guard let id = try store.openProblem(customerId: ticket.customerId, source: .trend, component: component, summary: summary,
+                                             description: nil, by: Downgrade.actor, at: now, originTicket: nil, incidents: members) else { return [] }
+        return [Self.problemOpened(id, customerId: ticket.customerId, source: .trend, incidents: members, component: component,
+                                   summary: summary, by: Downgrade.actor, at: now, events)]
+    }
+
+    static func problemOpened(_ id: String, customerId: String, source: ProblemSource, incidents: [String], component: String?,
+                              summary: String, by: String, at: Date, _ events: EventFactory) -> CloudEvent {
+        var d = JSONObject()
+        d["problemId"] = .string(id)
+        d["customerId"] = .string(customerId)
+        d["source"] = .string(source.rawValue)
+        d["incidents"] = .array(incidents.map { .string($0) })
+        d["component"] = .optional(component)
+        d["summary"] = .string(summary)
+        d["by"] = .string(by)
+        d["openedAt"] = .string(RFC3339.format(at))
+        return events.make(EventType.problemOpened, subject: id, data: .object(d), time: at)
+    }
+
+    static func incidentsLinked(_ id: String, customerId: String, incidents: [String], by: String, at: Date, _ events: EventFactory) -> CloudEvent {
+        events.make(EventType.problemIncidentsLinked, subject: id, data: [
+            "problemId": .string(id), "customerId": .string(customerId), "incidents": .array(incidents.map { .string($0) }),
+            "by": .string(by), "at": .string(RFC3339.format(at)),
+        ], time: at)
     }
 }
 

@@ -106,5 +106,40 @@ public enum ClassificationSchema {
                 PRIMARY KEY (customer_id, quota, year_start)
             );
             """),
+        Migration(version: 4, name: "problems", sql: """
+            CREATE SEQUENCE classification.problem_number;
+            CREATE TABLE classification.problems (
+                problem_id text PRIMARY KEY,
+                customer_id text NOT NULL,
+                source text NOT NULL CHECK (source IN ('critical_incident', 'trend', 'customer')),
+                status text NOT NULL CHECK (status IN ('open', 'resolved')),
+                component text,
+                summary text NOT NULL,
+                description text,
+                cause text,
+                workaround text,
+                resolution text,
+                opened_by text NOT NULL,
+                opened_at timestamptz NOT NULL,
+                resolved_at timestamptz,
+                -- The Critical incident a critical_incident problem was opened for.
+                origin_ticket text
+            );
+            -- R-PRB-1: one problem per Critical incident; R-PRB-2: one open trend problem per customer and component.
+            CREATE UNIQUE INDEX problems_one_per_critical_incident ON classification.problems (origin_ticket)
+                WHERE source = 'critical_incident';
+            CREATE UNIQUE INDEX problems_one_open_trend ON classification.problems (customer_id, component)
+                WHERE source = 'trend' AND status = 'open';
+            CREATE TABLE classification.problem_incidents (
+                problem_id text NOT NULL REFERENCES classification.problems,
+                tracking_number text NOT NULL,
+                linked_by text NOT NULL,
+                linked_at timestamptz NOT NULL,
+                PRIMARY KEY (problem_id, tracking_number)
+            );
+            CREATE INDEX problem_incidents_ticket ON classification.problem_incidents (tracking_number);
+            CREATE INDEX tickets_component ON classification.tickets (customer_id, component, received_at)
+                WHERE kind = 'incident' AND component IS NOT NULL;
+            """),
     ]
 }
