@@ -40,6 +40,7 @@ eval "$(bash "$SERVERS" env)"
 
 # One --product per call: swift build honours only the last one.
 swift build -c release --product intake
+swift build -c release --product classification
 swift build -c release --product intake-load
 
 mkdir -p .state/bench

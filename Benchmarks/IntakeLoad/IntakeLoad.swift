@@ -8,13 +8,16 @@ import CSSTestSupport
 import Foundation
 import Logging
 
-/// Load benchmark of the intake service, end to end through the wire contract.
+/// Load benchmark of the ticket pipeline, end to end through the wire contract.
 ///
 /// One run, on a fresh vhost and a fresh database of the servers at `CSS_AMQP_URL` /
 /// `CSS_DATABASE_URL`: (a) the raw broker rate through the project's AMQP layer,
 /// (b) `ticket.submit` at saturation against the built `intake` executable, (c)
 /// reply latency at a fixed offered rate, (d) intake's resident memory throughout,
-/// then an SQL check that every accepted ticket is stored once.
+/// then an SQL check that every accepted ticket is stored once. With the pipeline (the
+/// default) the built `classification` executable runs too, and each phase also follows
+/// every accepted ticket to its `ticket.classified`: throughput, submit-to-classified
+/// latency and classification's memory.
 @main
 struct IntakeLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -63,6 +66,9 @@ struct IntakeLoad: AsyncParsableCommand {
     @Option(help: "Phases to run, comma separated: raw, saturation, latency.")
     var phases = "raw,saturation,latency"
 
+    @Flag(inversion: .prefixedNo, help: "Run classification too and follow each ticket to its ticket.classified (--no-pipeline: intake alone).")
+    var pipeline = true
+
     func run() async throws {
         var logger = Logger(label: "intake-load")
         logger.logLevel = .warning
@@ -80,6 +86,8 @@ struct IntakeLoad: AsyncParsableCommand {
         var database: PostgresConfiguration?
         var process: ServiceProcess?
         var sampler: RSSSampler?
+        var classifier: ServiceProcess?
+        var classifierSampler: RSSSampler?
         var client: LoadClient?
         var db: PostgresClient?
         var failure: Error?
@@ -108,11 +116,27 @@ struct IntakeLoad: AsyncParsableCommand {
             sampler = rss
             report.line("intake pid \(pid) (\(intake.executable.path)), env \(env.isEmpty ? "defaults" : env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")), log \(intake.logFile.path)")
 
-            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), logger: logger)
+            var following: (pid: Int32, sampler: RSSSampler)?
+            if pipeline {
+                let c = try ServiceProcess(name: "classification", amqp: amqp, database: database!, extra: env)
+                try c.start()
+                classifier = c
+                let cs = RSSSampler(pid: c.pid!)
+                cs.start()
+                classifierSampler = cs
+                following = (c.pid!, cs)
+                report.line("classification pid \(c.pid!) (\(c.executable.path)), log \(c.logFile.path)")
+            }
+
+            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), followClassification: pipeline, logger: logger)
             client = load
             let started = monotonicNanos()
             try await waitUntilReady(load, intake)
             report.line("intake ready after \(fmt(Double(monotonicNanos() - started) / 1e9, 2)) s, RSS \(fmt(rss.lastMiB)) MiB")
+            if let classifier {
+                try await waitUntilReady(load, classifier, probe: (CommandName.quotaGet, ["customerId": "probe"]))
+                report.line("classification ready, RSS \(fmt(classifierSampler?.lastMiB ?? 0)) MiB")
+            }
             guard let onboarded = try await load.request(CommandName.customerOnboard, Self.onboardBody, timeout: .seconds(30)), onboarded.isOK else {
                 throw BenchError("customer.onboard was not accepted")
             }
@@ -122,7 +146,7 @@ struct IntakeLoad: AsyncParsableCommand {
                 try? await pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0].int(0)
             }
             let driver = LoadDriver(client: load, factory: TicketFactory(runID: runID, customerID: "bench", contact: "ana@bench.example"),
-                                    sampler: rss, intakePID: pid, databaseName: databaseName, publishers: publishers)
+                                    sampler: rss, intakePID: pid, classification: following, databaseName: databaseName, publishers: publishers)
             if selected.contains("saturation") {
                 let result = try await driver.saturation(count: tickets, inFlight: inFlight, chunk: chunk, commits: commits)
                 report.saturation(result)
@@ -140,7 +164,15 @@ struct IntakeLoad: AsyncParsableCommand {
             report.line("FAILED: \(error)")
         }
 
-        // Cleanup, also after a failure: graceful stop of intake, then the vhost and database.
+        // Cleanup, also after a failure: graceful stop of the services, then the vhost and database.
+        if let classifier {
+            classifier.signal(SIGTERM)
+            let status = await classifier.waitForExit(timeout: .seconds(30))
+            if status == nil { await classifier.stop() }
+            report.classificationShutdown(status: status, maxRSS: classifierSampler?.maxMiB ?? 0)
+            if failure != nil { report.line("classification log tail:\n" + classifier.log.split(separator: "\n").suffix(15).joined(separator: "\n")) }
+        }
+        classifierSampler?.stop()
         if let process {
             process.signal(SIGTERM)
             let status = await process.waitForExit(timeout: .seconds(30))
@@ -158,15 +190,17 @@ struct IntakeLoad: AsyncParsableCommand {
         if failure != nil { throw ExitCode.failure }
     }
 
-    /// Ready once a command gets an answer: intake migrated, bound its queue and consumes.
-    func waitUntilReady(_ client: LoadClient, _ process: ServiceProcess) async throws {
+    /// Ready once a command gets an answer: the service migrated, bound its queue and consumes.
+    func waitUntilReady(_ client: LoadClient, _ process: ServiceProcess,
+                        probe: (String, JSONValue) = (CommandName.ticketGet, ["trackingNumber": "INC-000000"])) async throws {
+        let name = process.executable.lastPathComponent
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
             try Abort.check()
-            guard process.isRunning else { throw BenchError("intake exited during start; see \(process.logFile.path)") }
-            if try await client.request(CommandName.ticketGet, ["trackingNumber": "INC-000000"], timeout: .seconds(1)) != nil { return }
+            guard process.isRunning else { throw BenchError("\(name) exited during start; see \(process.logFile.path)") }
+            if try await client.request(probe.0, probe.1, timeout: .seconds(1)) != nil { return }
         }
-        throw BenchError("intake did not answer within 90 s; see \(process.logFile.path)")
+        throw BenchError("\(name) did not answer within 90 s; see \(process.logFile.path)")
     }
 
     static let onboardBody: JSONValue = [

@@ -16,26 +16,53 @@ final class LoadClient: @unchecked Sendable {
     let publisher: AMQPPublisher
     let replies: AMQPConsumer
     let replyQueue: String
+    /// The `ticket.classified` events of the run, when the pipeline is measured.
+    let classifiedTap: AMQPConsumer?
     private var replyTask: Task<Void, Never>?
+    private var classifiedTask: Task<Void, Never>?
 
     private let lock = NSLock()
     private var phase: PhaseState?
     /// Replies to control commands (onboarding, readiness probes), by correlation id.
     private var control: [String: Reply] = [:]
 
-    init(amqp: AMQPConfiguration, runID: String, prefetch: Int, logger: Logger) {
+    /// - Parameter followClassification: also bind a transient queue to `ticket.classified`
+    ///   and record, per submitted ticket, when its classification arrived.
+    init(amqp: AMQPConfiguration, runID: String, prefetch: Int, followClassification: Bool = false, logger: Logger) {
         replyQueue = "bench.replies.\(runID)"
+        let classifiedQueue = "bench.classified.\(runID)"
         // Like an integrator's RPC reply queue: transient (replies are not kept across a
         // broker restart, so the broker does not write them to disk).
-        let topology = ContractTopology.base.merging(Topology(queues: [.init(replyQueue, durable: false, autoDelete: true)]))
+        var topology = ContractTopology.base.merging(Topology(queues: [.init(replyQueue, durable: false, autoDelete: true)]))
+        if followClassification {
+            topology = topology.merging(Topology(queues: [.init(classifiedQueue, durable: false, autoDelete: true)],
+                                                 bindings: [.init(queue: classifiedQueue, exchange: ExchangeName.events, routingKey: EventType.ticketClassified)]))
+        }
         publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "intake-load-publisher", logger: logger)
         replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: prefetch,
                                name: "intake-load-replies", logger: logger)
+        classifiedTap = followClassification
+            ? AMQPConsumer(configuration: amqp, topology: topology, queue: classifiedQueue, prefetch: prefetch, name: "intake-load-classified", logger: logger)
+            : nil
         replyTask = Task { [self] in
             while let batch = await replies.nextBatch(max: 500) {
                 let now = monotonicNanos()
                 handle(batch, at: now)
                 replies.ack(batch)
+            }
+        }
+        if let classifiedTap {
+            classifiedTask = Task { [self] in
+                while let batch = await classifiedTap.nextBatch(max: 500) {
+                    let now = monotonicNanos()
+                    let numbers = batch.compactMap { d in
+                        (try? JSONValue.parse(d.body)).flatMap(CloudEvent.init(json:))?.data["trackingNumber"]?.stringValue
+                    }
+                    lock.withLock {
+                        for n in numbers { phase?.classified(n, at: now) }
+                    }
+                    classifiedTap.ack(batch)
+                }
             }
         }
     }
@@ -119,6 +146,9 @@ final class LoadClient: @unchecked Sendable {
         await replies.stopConsuming()
         await replyTask?.value
         await replies.close()
+        await classifiedTap?.stopConsuming()
+        await classifiedTask?.value
+        await classifiedTap?.close()
         await publisher.close()
     }
 }
@@ -141,6 +171,15 @@ final class PhaseState {
     /// Every `sampleEvery`-th accepted tracking number, for the read-after-reply check.
     var samples: [String] = []
     let sampleEvery: Int
+    // Classification (pipeline runs): when each ticket's `ticket.classified` arrived.
+    var indexByNumber: [String: Int] = [:]
+    var classifiedAt: [UInt64]
+    var classifiedLatencies: [UInt64] = []
+    var classifiedTimes: [UInt64] = []
+    var classifiedDuplicates = 0
+    var lastClassifiedAt: UInt64 = 0
+    /// Classifications that arrived before the reply that names the ticket.
+    var early: [String: UInt64] = [:]
 
     init(tag: String, count: Int, sampleEvery: Int = 500) {
         self.tag = tag
@@ -148,6 +187,7 @@ final class PhaseState {
         self.sampleEvery = sampleEvery
         sentAt = [UInt64](repeating: 0, count: count)
         repliedAt = [UInt64](repeating: 0, count: count)
+        classifiedAt = [UInt64](repeating: 0, count: count)
         latencies.reserveCapacity(count)
         okTimes.reserveCapacity(count)
         trackingNumbers.reserveCapacity(count)
@@ -177,9 +217,31 @@ final class PhaseState {
             if let trackingNumber {
                 trackingNumbers.insert(trackingNumber)
                 if accepted % sampleEvery == 0 { samples.append(trackingNumber) }
+                indexByNumber[trackingNumber] = index
+                if let at = early.removeValue(forKey: trackingNumber) { markClassified(index, at: at) }
             }
         } else {
             rejected += 1
         }
+    }
+
+    /// A `ticket.classified` for `number` arrived at `now`.
+    func classified(_ number: String, at now: UInt64) {
+        if let index = indexByNumber[number] {
+            markClassified(index, at: now)
+        } else {
+            early[number] = now // its reply has not arrived yet (or it belongs to another phase)
+        }
+    }
+
+    private func markClassified(_ index: Int, at now: UInt64) {
+        guard classifiedAt[index] == 0 else {
+            classifiedDuplicates += 1
+            return
+        }
+        classifiedAt[index] = now
+        lastClassifiedAt = max(lastClassifiedAt, now)
+        classifiedLatencies.append(now &- sentAt[index])
+        classifiedTimes.append(now)
     }
 }

@@ -20,6 +20,20 @@ struct PhaseResult: Sendable {
     var cpu: CPUUsage
     var commits: Int?
     var samples: [String]
+    /// Submit to `ticket.classified`, when the pipeline is measured.
+    var pipeline: PipelineSummary?
+}
+
+/// How the accepted tickets of a phase came out of classification.
+struct PipelineSummary: Sendable {
+    var classified: Int
+    var duplicates: Int
+    var seconds: Double
+    var throughput: ThroughputSummary
+    /// From the time each ticket was sent (or due) to its `ticket.classified`.
+    var latency: LatencySummary
+    var maxRSSMiB: Double
+    var rssTrend: [Double]
 }
 
 /// Builds `ticket.submit` bodies of about 300 bytes, a mix of incidents and service requests.
@@ -54,6 +68,8 @@ struct LoadDriver {
     let factory: TicketFactory
     let sampler: RSSSampler
     let intakePID: Int32
+    /// The classification process and its memory, when the pipeline is measured.
+    let classification: (pid: Int32, sampler: RSSSampler)?
     let databaseName: String
     /// Publish calls allowed in flight at once.
     let publishers: Int
@@ -65,8 +81,9 @@ struct LoadDriver {
         let phase = PhaseState(tag: "sat-", count: count)
         client.begin(phase)
         _ = sampler.takePhaseMaxMiB()
+        _ = classification?.sampler.takePhaseMaxMiB()
         let commitsBefore = await commits()
-        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
         let start = monotonicNanos()
         try await withThrowingTaskGroup(of: Void.self) { group in
             var sent = 0
@@ -96,6 +113,7 @@ struct LoadDriver {
             try await group.waitForAll()
         }
         try await drain(phase, sent: count)
+        try await drainClassified(phase)
         return await finish(phase, name: "saturation", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
     }
 
@@ -106,8 +124,9 @@ struct LoadDriver {
         let phase = PhaseState(tag: "lat-", count: count)
         client.begin(phase)
         _ = sampler.takePhaseMaxMiB()
+        _ = classification?.sampler.takePhaseMaxMiB()
         let commitsBefore = await commits()
-        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
         let start = monotonicNanos() + 5_000_000
         let interval = 1e9 / Double(rate)
         func due(_ i: Int) -> UInt64 { start + UInt64(Double(i) * interval) }
@@ -136,6 +155,7 @@ struct LoadDriver {
             try await group.waitForAll()
         }
         try await drain(phase, sent: count)
+        try await drainClassified(phase)
         return await finish(phase, name: "fixed-rate", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
     }
 
@@ -172,9 +192,26 @@ struct LoadDriver {
         }
     }
 
+    /// Waits until every accepted ticket was classified, or none was for the stall timeout.
+    private func drainClassified(_ phase: PhaseState) async throws {
+        guard classification != nil else { return }
+        var last = (count: -1, at: ContinuousClock.now)
+        while true {
+            try Abort.check()
+            let (done, accepted) = client.withPhase { ($0.classifiedTimes.count, $0.accepted) } ?? (0, 0)
+            if done >= accepted { return }
+            if done != last.count { last = (done, ContinuousClock.now) }
+            if ContinuousClock.now - last.at > stallTimeout {
+                FileHandle.standardError.write(Data("intake-load: \(accepted - done) tickets not classified after \(stallTimeout) without progress\n".utf8))
+                return
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
     private func finish(_ phase: PhaseState, name: String, sent: Int, start: UInt64, cpuBefore: CPUSnapshot, commitsBefore: Int?,
                         commits: () async -> Int?) async -> PhaseResult {
-        let cpuAfter = CPUSnapshot.take(intakePID: intakePID, database: databaseName)
+        let cpuAfter = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
         let rss = sampler.takePhaseMaxMiB()
         // Statistics reach pg_stat_database when a backend goes idle, at most once a second.
         try? await Task.sleep(for: .milliseconds(1200))
@@ -183,11 +220,19 @@ struct LoadDriver {
             (p.replies, p.accepted, p.rejected, p.duplicates, p.trackingNumbers.count, p.lastReplyAt, p.okTimes, p.latencies, p.samples)
         }!
         let (replies, accepted, rejected, duplicates, distinct, lastReplyAt, okTimes, latencies, samples) = snapshot
+        var pipeline: PipelineSummary?
+        if let classification {
+            let (times, lat, dups, last) = client.withPhase { p in (p.classifiedTimes, p.classifiedLatencies, p.classifiedDuplicates, p.lastClassifiedAt) }!
+            pipeline = PipelineSummary(classified: times.count, duplicates: dups, seconds: Double(max(last, start) - start) / 1e9,
+                                       throughput: ThroughputSummary(start: start, replyTimes: times), latency: LatencySummary(nanos: lat),
+                                       maxRSSMiB: classification.sampler.takePhaseMaxMiB(),
+                                       rssTrend: classification.sampler.trend(from: start, to: cpuAfter.at))
+        }
         return PhaseResult(
             name: name, sent: sent, replies: replies, accepted: accepted, rejected: rejected, duplicates: duplicates,
             distinctTrackingNumbers: distinct, seconds: Double(max(lastReplyAt, start) - start) / 1e9,
             throughput: ThroughputSummary(start: start, replyTimes: okTimes), latency: LatencySummary(nanos: latencies),
             maxRSSMiB: rss, rssTrend: sampler.trend(from: start, to: cpuAfter.at), cpu: cpuBefore.usage(until: cpuAfter),
-            commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples)
+            commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples, pipeline: pipeline)
     }
 }

@@ -79,9 +79,9 @@ struct CPUSnapshot: Sendable {
     var busy: UInt64
     var total: UInt64
 
-    static let order = ["intake", "postgres(bench db)", "postgres(other)", "rabbitmq", "intake-load", "rest of machine"]
+    static let order = ["intake", "classification", "postgres(bench db)", "postgres(other)", "rabbitmq", "intake-load", "rest of machine"]
 
-    static func take(intakePID: Int32?, database: String) -> CPUSnapshot {
+    static func take(intakePID: Int32?, classificationPID: Int32? = nil, database: String) -> CPUSnapshot {
         var processes: [Int32: (group: String, jiffies: UInt64)] = [:]
         let me = getpid()
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") {
@@ -96,6 +96,8 @@ struct CPUSnapshot: Sendable {
                 let group: String
                 if pid == intakePID {
                     group = "intake"
+                } else if pid == classificationPID {
+                    group = "classification"
                 } else if pid == me {
                     group = "intake-load"
                 } else if comm.hasPrefix("beam") || comm == "epmd" || comm == "erl_child_setup" || comm == "inet_gethost" {

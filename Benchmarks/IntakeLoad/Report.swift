@@ -29,6 +29,7 @@ struct Report {
         settings["workers"] = a.workers.map { .int($0) } ?? .null
         settings["batchSize"] = a.batchSize.map { .int($0) } ?? .null
         settings["prefetch"] = a.prefetch.map { .int($0) } ?? .null
+        settings["pipeline"] = .bool(a.pipeline)
         json["settings"] = .object(settings)
     }
 
@@ -65,6 +66,18 @@ struct Report {
         checks.append(("accepted tickets/s >= 3000 (\(fmt(accepted, 0)))", accepted >= 3000))
         checks.append(("every ticket accepted (\(p.accepted)/\(p.sent))", p.accepted == p.sent))
         results["saturation"] = phaseJSON(p)
+        if let c = p.pipeline {
+            pipelineLines(c, accepted: p.accepted)
+            let rate = c.throughput.overall
+            if let rawRate {
+                let ratio = rate / rawRate
+                line("   classified ratio to raw ceiling: \(fmt(ratio, 3)) (\(fmt(rate, 0)) / \(fmt(rawRate, 0)))")
+                results["classifiedRatioToRaw"] = .number(rounded(ratio, 3))
+            }
+            checks.append(("classified tickets/s >= 2500 (\(fmt(rate, 0)))", rate >= 2500))
+            checks.append(("saturation: every accepted ticket classified once (\(c.classified)/\(p.accepted), \(c.duplicates) duplicate events)",
+                           c.classified == p.accepted))
+        }
     }
 
     mutating func fixedRate(_ p: PhaseResult) {
@@ -74,6 +87,11 @@ struct Report {
         checks.append(("fixed rate: no broker restart by others during the phase", !p.cpu.brokerRestarted))
         checks.append(("p99 reply latency at \(fixedRateOffered)/s <= 50 ms (\(fmt(p.latency.p99, 1)) ms)", p.latency.p99 <= 50))
         results["fixedRate"] = phaseJSON(p)
+        if let c = p.pipeline {
+            pipelineLines(c, accepted: p.accepted)
+            checks.append(("p99 submit-to-classified at \(fixedRateOffered)/s <= 100 ms (\(fmt(c.latency.p99, 1)) ms)", c.latency.p99 <= 100))
+            checks.append(("fixed rate: every accepted ticket classified once (\(c.classified)/\(p.accepted))", c.classified == p.accepted))
+        }
     }
 
     mutating func readAfterReply(_ phase: String, _ r: (checked: Int, found: Int)) {
@@ -108,6 +126,14 @@ struct Report {
         results["exitStatus"] = status.map { .int(Int($0)) } ?? .null
     }
 
+    mutating func classificationShutdown(status: Int32?, maxRSS: Double) {
+        line("")
+        line("== classification: max RSS \(fmt(maxRSS)) MiB over the whole run; SIGTERM -> \(status.map { "exit \($0)" } ?? "no exit within 30 s, killed")")
+        checks.append(("classification max RSS <= 100 MiB (\(fmt(maxRSS)) MiB)", maxRSS <= 100))
+        checks.append(("classification exits 0 on SIGTERM", status == 0))
+        results["classificationMaxRSSMiB"] = .number(rounded(maxRSS))
+    }
+
     mutating func finish(failed: Bool) {
         line("")
         line("== targets (2-core machine shared with other work: see load average and 'rest of machine' CPU)")
@@ -131,8 +157,25 @@ struct Report {
         for l in p.cpu.lines(per: p.accepted, unit: "ticket") { line("   " + l) }
     }
 
+    private func pipelineLines(_ c: PipelineSummary, accepted: Int) {
+        line("   classified: \(c.classified) of \(accepted) accepted (\(c.duplicates) duplicate events), \(fmt(c.throughput.overall, 0)) tickets/s over \(fmt(c.seconds, 2)) s (steady 10-90 %: \(fmt(c.throughput.steady, 0))/s, slowest whole second: \(fmt(c.throughput.worstSecond, 0)))")
+        line("   submit-to-classified latency: \(c.latency.line)")
+        line("   classification max RSS in phase: \(fmt(c.maxRSSMiB)) MiB (at 0/25/50/75/100 %: \(c.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
+    }
+
     private func phaseJSON(_ p: PhaseResult) -> JSONValue {
-        [
+        var pipeline: JSONValue = .null
+        if let c = p.pipeline {
+            pipeline = [
+                "classified": .int(c.classified), "duplicates": .int(c.duplicates), "seconds": .number(rounded(c.seconds, 2)),
+                "classifiedPerSecond": .number(rounded(c.throughput.overall, 0)), "steadyPerSecond": .number(rounded(c.throughput.steady, 0)),
+                "latencyMs": ["p50": .number(rounded(c.latency.p50, 2)), "p90": .number(rounded(c.latency.p90, 2)), "p99": .number(rounded(c.latency.p99, 2)),
+                              "p999": .number(rounded(c.latency.p999, 2)), "max": .number(rounded(c.latency.max, 2))],
+                "maxRSSMiB": .number(rounded(c.maxRSSMiB)),
+            ]
+        }
+        return [
+            "pipeline": pipeline,
             "sent": .int(p.sent), "replies": .int(p.replies), "accepted": .int(p.accepted), "rejected": .int(p.rejected),
             "distinctTrackingNumbers": .int(p.distinctTrackingNumbers), "seconds": .number(rounded(p.seconds, 2)),
             "acceptedPerSecond": .number(rounded(p.throughput.overall, 0)), "steadyPerSecond": .number(rounded(p.throughput.steady, 0)),

@@ -17,6 +17,22 @@ public protocol EventHandler: Sendable {
 
     /// Applies one event; returns the events it causes (often none).
     func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent]
+
+    /// Whether ``handleBatch(_:context:)`` applies events of `type` set-wise.
+    func handlesInBatches(_ type: String) -> Bool
+
+    /// Applies consecutive new events of one type together; one result per event, in
+    /// order. There is no savepoint per event on this path: an event must be refused
+    /// before anything is written for it.
+    func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>]
+}
+
+extension EventHandler {
+    public func handlesInBatches(_ type: String) -> Bool { false }
+
+    public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        throw CommandRejection(code: ErrorCode.internalError, message: "this service applies events one at a time")
+    }
 }
 
 /// Consumes a service's event queue in batches: validate, dedupe, apply, commit, ack.
@@ -129,30 +145,67 @@ public final class EventProcessor: Sendable {
         let now = clock.now()
         return try await client.withTransaction { session in
             var messages: [OutboxMessage] = []
+            let context = CommandContext(session: session, events: events)
+
+            // 1. Claim the inbox for every readable event at once; a copy within the batch follows the first.
+            var entries: [InboxEntry] = []
+            var seen = Set<String>()
+            for (d, p) in zip(deliveries, parsed) {
+                guard case .event(let e) = p, seen.insert(e.id).inserted else { continue }
+                entries.append(InboxEntry(messageID: "event:\(e.id)", command: e.type, bodyHash: fnv1a64(d.body), receivedAt: now))
+            }
+            let fresh = try inbox.claim(entries, session: session)
+
+            // 2. In delivery order; consecutive new events of one batchable type go set-wise.
+            var run: [(delivery: Delivery, event: CloudEvent)] = []
+            func rejected(_ d: Delivery, _ event: CloudEvent, _ rejection: CommandRejection) {
+                logger.warning("event not applied; dead-lettered", metadata: [
+                    "event.type": "\(event.type)", "event.id": "\(event.id)", "error.message": "\(rejection)"])
+                messages.append(Self.deadLetter(d, reason: rejection.description))
+            }
+            func flush() throws {
+                guard !run.isEmpty else { return }
+                let items = run
+                run = []
+                let results = try handler.handleBatch(items.map(\.event), context: context)
+                precondition(results.count == items.count, "handleBatch must return one result per event")
+                for (item, result) in zip(items, results) {
+                    switch result {
+                    case .success(let caused): messages += caused.map(OutboxMessage.event)
+                    case .failure(let rejection): rejected(item.delivery, item.event, rejection)
+                    }
+                }
+            }
+            var claimed = Set<String>()
             for (d, p) in zip(deliveries, parsed) {
                 let event: CloudEvent
                 switch p {
                 case .invalid(let reason):
+                    try flush()
                     logger.warning("event cannot be read; dead-lettered", metadata: ["amqp.routing_key": "\(StorableText.escaped(d.routingKey))", "error.message": "\(reason)"])
                     messages.append(Self.deadLetter(d, reason: reason))
                     continue
                 case .event(let e):
                     event = e
                 }
-                let claim = try inbox.claim(messageID: "event:\(event.id)", command: event.type, bodyHash: fnv1a64(d.body), receivedAt: now, session: session)
-                guard claim == .new else { continue }
+                guard fresh.contains("event:\(event.id)"), claimed.insert(event.id).inserted else { continue }
+                if handler.handlesInBatches(event.type) {
+                    if let last = run.last, last.event.type != event.type { try flush() }
+                    run.append((d, event))
+                    continue
+                }
+                try flush()
                 try session.execute("SAVEPOINT event")
                 do {
-                    let caused = try handler.handle(event, context: CommandContext(session: session, events: events))
+                    let caused = try handler.handle(event, context: context)
                     try session.execute("RELEASE SAVEPOINT event")
                     messages += caused.map(OutboxMessage.event)
                 } catch let rejection as CommandRejection {
                     try session.execute("ROLLBACK TO SAVEPOINT event")
-                    logger.warning("event not applied; dead-lettered", metadata: [
-                        "event.type": "\(event.type)", "event.id": "\(event.id)", "error.message": "\(rejection)"])
-                    messages.append(Self.deadLetter(d, reason: rejection.description))
+                    rejected(d, event, rejection)
                 }
             }
+            try flush()
             return try outbox.insert(messages, session: session)
         }
     }

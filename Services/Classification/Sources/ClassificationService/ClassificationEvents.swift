@@ -109,12 +109,21 @@ public struct ClassificationEvents: EventHandler {
         case EventType.customerOnboarded:
             return try onboarded(event, store, context.events)
         case EventType.ticketReceived:
-            return try received(event, store, context.events)
+            return try received([event], store, context.events)[0].get()
         case EventType.ticketTransitioned:
             return try transitioned(event, store, context.events)
         default:
             throw CommandRejection(code: ErrorCode.unknownValue, field: "type", message: "classification does not consume \(event.type)")
         }
+    }
+
+    /// `ticket.received` goes set-wise: a batch of new tickets costs a handful of statements.
+    public func handlesInBatches(_ type: String) -> Bool {
+        type == EventType.ticketReceived
+    }
+
+    public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        try received(events, ClassificationStore(session: context.session), context.events)
     }
 
     // MARK: customer.onboarded
@@ -125,11 +134,8 @@ public struct ClassificationEvents: EventHandler {
         _ = try cache.zone(profile.timeZone)
         try store.lock(exclusive: ["customer:\(profile.customerId)"])
         guard try store.upsertCustomer(profile.customerId, profile: onboard.json, version: event.time) else { return [] }
-        var out: [CloudEvent] = []
-        for waiting in try store.waitingTickets(profile.customerId) {
-            out += try classify(waiting.ticket, customer: profile, store, events)
-        }
-        return out
+        let waiting = try store.waitingTickets(profile.customerId).map(\.ticket)
+        return try classify(waiting, customers: [profile.customerId: profile], store, events).values.flatMap { $0 }
     }
 
     /// Reads event data with the command parsers, naming fields as `data.<field>`.
@@ -145,88 +151,150 @@ public struct ClassificationEvents: EventHandler {
 
     // MARK: ticket.received
 
-    func received(_ event: CloudEvent, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
-        let ticket = try ReceivedTicket.parse(event.data)
-        try store.lock(exclusive: ["ticket:\(ticket.trackingNumber)"], shared: ["customer:\(ticket.customerId)"])
-        guard try store.insertTicket(ticket) else { return [] }
-        guard let customer = try cache.customer(ticket.customerId, store: store) else {
-            // Waits for customer.onboarded (events out of order); nothing is lost.
-            return []
+    /// New tickets: stored, then classified when their customer is known (else they wait
+    /// for `customer.onboarded`). Everything that can refuse an event is decided before
+    /// the first write.
+    func received(_ batch: [CloudEvent], _ store: ClassificationStore, _ events: EventFactory) throws -> [Result<[CloudEvent], CommandRejection>] {
+        var results: [Result<[CloudEvent], CommandRejection>] = []
+        var tickets: [ReceivedTicket] = []
+        var seen = Set<String>()
+        for event in batch {
+            do {
+                let t = try ReceivedTicket.parse(event.data)
+                results.append(.success([]))
+                // The same ticket twice in one batch (two ids for one fact) is taken once.
+                if seen.insert(t.trackingNumber).inserted { tickets.append(t) }
+            } catch {
+                results.append(.failure(error))
+            }
         }
-        return try classify(ticket, customer: customer, store, events)
+        guard !tickets.isEmpty else { return results }
+        try store.lock(exclusive: tickets.map { "ticket:\($0.trackingNumber)" }, shared: tickets.map { "customer:\($0.customerId)" })
+        let fresh = try store.insertTickets(tickets)
+        var customers: [String: CustomerProfile] = [:]
+        for id in Set(tickets.filter { fresh.contains($0.trackingNumber) }.map(\.customerId)) {
+            // A customer not seen yet: its tickets wait for customer.onboarded (events out of order).
+            if let profile = try cache.customer(id, store: store) { customers[id] = profile }
+        }
+        let ready = tickets.filter { fresh.contains($0.trackingNumber) && customers[$0.customerId] != nil }
+        var caused = try classify(ready, customers: customers, store, events)
+        for (i, event) in batch.enumerated() {
+            guard case .success = results[i], let number = event.data["trackingNumber"]?.stringValue, let out = caused[number] else { continue }
+            results[i] = .success(out)
+            caused.removeValue(forKey: number)
+        }
+        return results
     }
 
-    /// Classifies a stored ticket once, counts its quota and applies the transitions that
-    /// came before it.
-    func classify(_ ticket: ReceivedTicket, customer: CustomerProfile, _ store: ClassificationStore, _ events: EventFactory) throws -> [CloudEvent] {
+    /// Classifies stored tickets of known customers, counts their quotas, opens or joins
+    /// trend problems and applies the transitions that came before them.
+    ///
+    /// - Returns: the events each ticket causes, by tracking number (trend problems that
+    ///   several tickets share go with the last of them).
+    func classify(_ tickets: [ReceivedTicket], customers: [String: CustomerProfile], _ store: ClassificationStore,
+                  _ events: EventFactory) throws -> [String: [CloudEvent]] {
+        guard !tickets.isEmpty else { return [:] }
         let now = clock.now()
-        let c = Classifier.classify(ticket, customer: customer, products: settings.products)
-        try store.saveClassification(ticket.trackingNumber, c, at: now)
-        var data = JSONObject()
-        data["trackingNumber"] = .string(ticket.trackingNumber)
-        data["customerId"] = .string(ticket.customerId)
-        data["priority"] = .string(c.priority.rawValue)
-        data["requestedPriority"] = .optional(c.requestedPriority?.rawValue)
-        data["requestClass"] = .optional(c.requestClass?.rawValue)
-        data["dispatch"] = .string(c.dispatch.rawValue)
-        data["thirdParty"] = .optional(c.thirdParty)
-        data["reclassificationCandidate"] = .bool(c.isReclassificationCandidate)
-        data["policy"] = .string(c.source.rawValue)
-        data["kind"] = .string(ticket.kind.rawValue)
-        data["environment"] = .string(ticket.environment.rawValue)
-        data["receivedAt"] = .string(RFC3339.format(ticket.receivedAt))
-        data["classifiedAt"] = .string(RFC3339.format(now))
-        try store.audit(ticket.trackingNumber, event: "classified", actor: "classification", at: now, data: .object(data))
-        var out = [events.make(EventType.ticketClassified, subject: ticket.trackingNumber, data: .object(data), time: now)]
-        if let quota = c.quota {
-            out += try consume(ticket, quota: quota, customer: customer, store, events, now: now)
+        var out: [String: [CloudEvent]] = [:]
+        var decided: [(number: String, classification: Classification)] = []
+        var audit: [(number: String, event: String, actor: String, at: Date, data: JSONValue)] = []
+        for ticket in tickets {
+            let c = Classifier.classify(ticket, customer: customers[ticket.customerId]!, products: settings.products)
+            decided.append((ticket.trackingNumber, c))
+            var data = JSONObject()
+            data["trackingNumber"] = .string(ticket.trackingNumber)
+            data["customerId"] = .string(ticket.customerId)
+            data["priority"] = .string(c.priority.rawValue)
+            data["requestedPriority"] = .optional(c.requestedPriority?.rawValue)
+            data["requestClass"] = .optional(c.requestClass?.rawValue)
+            data["dispatch"] = .string(c.dispatch.rawValue)
+            data["thirdParty"] = .optional(c.thirdParty)
+            data["reclassificationCandidate"] = .bool(c.isReclassificationCandidate)
+            data["policy"] = .string(c.source.rawValue)
+            data["kind"] = .string(ticket.kind.rawValue)
+            data["environment"] = .string(ticket.environment.rawValue)
+            data["receivedAt"] = .string(RFC3339.format(ticket.receivedAt))
+            data["classifiedAt"] = .string(RFC3339.format(now))
+            audit.append((ticket.trackingNumber, "classified", "classification", now, .object(data)))
+            out[ticket.trackingNumber] = [events.make(EventType.ticketClassified, subject: ticket.trackingNumber, data: .object(data), time: now)]
         }
-        if ticket.kind == .incident, let component = ticket.component {
-            out += try trend(ticket, component: component, store, events, now: now)
+        try store.saveClassifications(decided, at: now)
+        try store.audit(audit)
+        let byNumber = Dictionary(uniqueKeysWithValues: tickets.map { ($0.trackingNumber, $0) })
+        for (number, caused) in try consume(tickets, decided, customers: customers, store, events, now: now) {
+            out[number, default: []] += caused
         }
-        var row = TicketRow(ticket: ticket, classification: c, classifiedAt: now, everCritical: c.priority == .p1, status: "classified", statusAt: nil)
-        for early in try store.takeEarlyTransitions(ticket.trackingNumber) {
-            out += try apply(early, to: &row, store, events)
+        for (number, caused) in try trends(tickets, store, events, now: now) {
+            out[number, default: []] += caused
+        }
+        let early = try store.takeEarlyTransitions(tickets.map(\.trackingNumber))
+        for (number, c) in decided {
+            guard let waiting = early[number] else { continue }
+            var row = TicketRow(ticket: byNumber[number]!, classification: c, classifiedAt: now, everCritical: c.priority == .p1, status: "classified")
+            for t in waiting { out[number, default: []] += try apply(t, to: &row, store, events) }
         }
         return out
     }
 
     /// R-QTA-1, R-QTA-2: one consumption per request, a warning when the trend projects
     /// exhaustion before the year ends, a flag when the quota is exceeded.
-    func consume(_ ticket: ReceivedTicket, quota: QuotaKind, customer: CustomerProfile, _ store: ClassificationStore,
-                 _ events: EventFactory, now: Date) throws -> [CloudEvent] {
-        let zone = try cache.zone(customer.timeZone)
-        let year = ContractYear.containing(Int64(ticket.receivedAt.timeIntervalSince1970.rounded(.down)), contractStart: customer.contractStart, zone: zone)
-        let yearStart = year.firstDay.description
-        guard let usage = try store.consume(number: ticket.trackingNumber, customerId: customer.customerId, quota: quota,
-                                            yearStart: yearStart, at: now) else { return [] }
-        let limit = customer.quotas[quota]
-        let alerts = settings.trend.alerts(used: usage.used, limit: limit, year: year, now: Int64(now.timeIntervalSince1970.rounded(.down)),
-                                           lastWarning: usage.warnedProjection.map { Int64($0.timeIntervalSince1970) },
-                                           exceededFlagged: usage.exceeded)
-        var out: [CloudEvent] = []
-        func data() -> JSONObject {
-            var d = JSONObject()
-            d["customerId"] = .string(customer.customerId)
-            d["quota"] = .string(quota.rawValue)
-            d["used"] = .int(usage.used)
-            d["limit"] = .optional(limit)
-            d["contractYearStart"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.start))))
-            d["contractYearEnd"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.end))))
-            d["trackingNumber"] = .string(ticket.trackingNumber)
-            return d
+    func consume(_ tickets: [ReceivedTicket], _ decided: [(number: String, classification: Classification)], customers: [String: CustomerProfile],
+                 _ store: ClassificationStore, _ events: EventFactory, now: Date) throws -> [(String, [CloudEvent])] {
+        var items: [(number: String, customerId: String, quota: QuotaKind, yearStart: String)] = []
+        var years: [QuotaKey: ContractYear] = [:]
+        for (ticket, (_, c)) in zip(tickets, decided) {
+            guard let quota = c.quota, let customer = customers[ticket.customerId] else { continue }
+            let zone = try cache.zone(customer.timeZone)
+            let year = ContractYear.containing(Int64(ticket.receivedAt.timeIntervalSince1970.rounded(.down)), contractStart: customer.contractStart, zone: zone)
+            let key = QuotaKey(customerId: customer.customerId, quota: quota, yearStart: year.firstDay.description)
+            years[key] = year
+            items.append((ticket.trackingNumber, customer.customerId, quota, key.yearStart))
         }
-        if let projected = alerts.warning {
-            let projection = Date(timeIntervalSince1970: TimeInterval(projected))
-            var d = data()
-            d["projectedExhaustion"] = .string(RFC3339.format(projection))
-            d["previousProjection"] = .optional(usage.warnedProjection.map(RFC3339.format))
-            try store.markWarned(customerId: customer.customerId, quota: quota, yearStart: yearStart, projection: projection)
-            out.append(events.make(EventType.quotaWarning, subject: customer.customerId, data: .object(d), time: now))
-        }
-        if alerts.exceeded {
-            try store.markExceeded(customerId: customer.customerId, quota: quota, yearStart: yearStart, at: now)
-            out.append(events.make(EventType.quotaExceeded, subject: customer.customerId, data: .object(data()), time: now))
+        var out: [(String, [CloudEvent])] = []
+        let nowSeconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        for (key, numbers, usage) in try store.consume(items, at: now) {
+            let year = years[key]!
+            let limit = customers[key.customerId]?.quotas[key.quota]
+            var lastWarning = usage.warnedProjection.map { Int64($0.timeIntervalSince1970) }
+            var exceeded = usage.exceeded
+            var newWarning: Int64?
+            var exceededNow = false
+            // Each request in turn, as if they had come one by one.
+            for (k, number) in numbers.enumerated() {
+                let used = usage.used - numbers.count + k + 1
+                let alerts = settings.trend.alerts(used: used, limit: limit, year: year, now: nowSeconds, lastWarning: lastWarning, exceededFlagged: exceeded)
+                var caused: [CloudEvent] = []
+                func data() -> JSONObject {
+                    var d = JSONObject()
+                    d["customerId"] = .string(key.customerId)
+                    d["quota"] = .string(key.quota.rawValue)
+                    d["used"] = .int(used)
+                    d["limit"] = .optional(limit)
+                    d["contractYearStart"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.start))))
+                    d["contractYearEnd"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(year.end))))
+                    d["trackingNumber"] = .string(number)
+                    return d
+                }
+                if let projected = alerts.warning {
+                    var d = data()
+                    d["projectedExhaustion"] = .string(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(projected))))
+                    d["previousProjection"] = .optional(lastWarning.map { RFC3339.format(Date(timeIntervalSince1970: TimeInterval($0))) })
+                    caused.append(events.make(EventType.quotaWarning, subject: key.customerId, data: .object(d), time: now))
+                    lastWarning = projected
+                    newWarning = projected
+                }
+                if alerts.exceeded {
+                    caused.append(events.make(EventType.quotaExceeded, subject: key.customerId, data: .object(data()), time: now))
+                    exceeded = true
+                    exceededNow = true
+                }
+                if !caused.isEmpty { out.append((number, caused)) }
+            }
+            if let newWarning {
+                try store.markWarned(customerId: key.customerId, quota: key.quota, yearStart: key.yearStart,
+                                     projection: Date(timeIntervalSince1970: TimeInterval(newWarning)))
+            }
+            if exceededNow { try store.markExceeded(customerId: key.customerId, quota: key.quota, yearStart: key.yearStart, at: now) }
         }
         return out
     }
@@ -297,23 +365,49 @@ extension ClassificationEvents {
                                    component: row.ticket.component, summary: String(summary.prefix(500)), by: Downgrade.actor, at: now, events)]
     }
 
-    /// R-PRB-2: an incident joins the open trend problem of its component, or completes a
+    /// R-PRB-2: incidents join the open trend problem of their component, or complete a
     /// trend of 3 within 30 days that opens one.
-    func trend(_ ticket: ReceivedTicket, component: String, _ store: ClassificationStore, _ events: EventFactory, now: Date) throws -> [CloudEvent] {
-        try store.lock(exclusive: ["trend:\(ticket.customerId):\(component)"])
-        if let open = try store.openTrendProblem(customerId: ticket.customerId, component: component) {
-            let added = try store.link(open, [ticket.trackingNumber], by: Downgrade.actor, at: now)
-            guard !added.isEmpty else { return [] }
-            return [Self.incidentsLinked(open, customerId: ticket.customerId, incidents: added, by: Downgrade.actor, at: now, events)]
+    func trends(_ tickets: [ReceivedTicket], _ store: ClassificationStore, _ events: EventFactory, now: Date) throws -> [(String, [CloudEvent])] {
+        var groups: [String: [ReceivedTicket]] = [:]
+        var order: [String] = []
+        for t in tickets where t.kind == .incident && t.component != nil {
+            let key = "trend:\(t.customerId):\(t.component!)"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(t)
         }
+        guard !order.isEmpty else { return [] }
+        try store.lock(exclusive: order)
+        var out: [(String, [CloudEvent])] = []
         let rule = TrendRule()
-        let candidates = try store.trendCandidates(customerId: ticket.customerId, component: component, around: ticket.receivedAt, window: rule.window)
-        guard let members = rule.window(candidates, containing: ticket.trackingNumber) else { return [] }
-        let summary = String("\(members.count) incidents of \(component) within 30 days".prefix(500))
-        guard let id = try store.openProblem(customerId: ticket.customerId, source: .trend, component: component, summary: summary,
-                                             description: nil, by: Downgrade.actor, at: now, originTicket: nil, incidents: members) else { return [] }
-        return [Self.problemOpened(id, customerId: ticket.customerId, source: .trend, incidents: members, component: component,
-                                   summary: summary, by: Downgrade.actor, at: now, events)]
+        for key in order {
+            let group = groups[key]!
+            let customerId = group[0].customerId, component = group[0].component!
+            var open = try store.openTrendProblem(customerId: customerId, component: component)
+            var pending = group
+            if open == nil {
+                let span = (group.map(\.receivedAt).min()!, group.map(\.receivedAt).max()!)
+                let middle = span.0.addingTimeInterval(span.1.timeIntervalSince(span.0) / 2)
+                let reach = rule.window + span.1.timeIntervalSince(span.0) / 2
+                let candidates = try store.trendCandidates(customerId: customerId, component: component, around: middle, window: reach)
+                for (k, t) in group.enumerated() {
+                    guard let members = rule.window(candidates, containing: t.trackingNumber) else { continue }
+                    let summary = String("\(members.count) incidents of \(component) within 30 days".prefix(500))
+                    guard let id = try store.openProblem(customerId: customerId, source: .trend, component: component, summary: summary, description: nil,
+                                                         by: Downgrade.actor, at: now, originTicket: nil, incidents: members) else { break }
+                    out.append((t.trackingNumber, [Self.problemOpened(id, customerId: customerId, source: .trend, incidents: members,
+                                                                      component: component, summary: summary, by: Downgrade.actor, at: now, events)]))
+                    open = id
+                    pending = Array(group[(k + 1)...]).filter { !members.contains($0.trackingNumber) }
+                    break
+                }
+                if open == nil { continue }
+            }
+            let added = try store.link(open!, pending.map(\.trackingNumber), by: Downgrade.actor, at: now)
+            if let last = pending.last, !added.isEmpty {
+                out.append((last.trackingNumber, [Self.incidentsLinked(open!, customerId: customerId, incidents: added, by: Downgrade.actor, at: now, events)]))
+            }
+        }
+        return out
     }
 
     static func problemOpened(_ id: String, customerId: String, source: ProblemSource, incidents: [String], component: String?,

@@ -69,6 +69,16 @@ public struct ReclassificationRequest: Sendable, Equatable {
     }
 }
 
+/// One quota of one customer in one contract year.
+struct QuotaKey: Hashable, CustomStringConvertible {
+    var customerId: String
+    var quota: QuotaKind
+    /// The contract year's first day, `YYYY-MM-DD`.
+    var yearStart: String
+
+    var description: String { "\(customerId)/\(quota.rawValue)/\(yearStart)" }
+}
+
 /// This year's consumption of one quota.
 public struct QuotaUsage: Sendable, Equatable {
     public var used: Int
@@ -94,11 +104,18 @@ struct ClassificationStore {
     /// against each other, and a customer's onboarding against its tickets, across
     /// processes, so a ticket that waits for its customer is never missed by both.
     func lock(exclusive: [String], shared: [String] = []) throws {
-        for key in Set(exclusive).sorted() {
-            _ = try session.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.string("classification:" + key)])
+        let ex = Set(exclusive)
+        let sh = Set(shared).subtracting(ex)
+        // One statement each, keys in one order, so two processes never wait on each other in a circle.
+        if !ex.isEmpty {
+            _ = try session.query("""
+                SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s
+                """, [PostgresArray.text(ex.map { "classification:" + $0 })])
         }
-        for key in Set(shared).subtracting(exclusive).sorted() {
-            _ = try session.query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", [.string("classification:" + key)])
+        if !sh.isEmpty {
+            _ = try session.query("""
+                SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s
+                """, [PostgresArray.text(sh.map { "classification:" + $0 })])
         }
     }
 
@@ -122,15 +139,21 @@ struct ClassificationStore {
 
     // MARK: Tickets
 
-    /// Records a new ticket; false when it is known already.
-    func insertTicket(_ t: ReceivedTicket) throws -> Bool {
-        try session.execute("""
+    /// Records new tickets with one statement; returns the tracking numbers that were new.
+    func insertTickets(_ tickets: [ReceivedTicket]) throws -> Set<String> {
+        guard !tickets.isEmpty else { return [] }
+        func column(_ value: (ReceivedTicket) -> String?) -> PostgresValue { PostgresArray.text(tickets.map(value)) }
+        let rows = try session.query("""
             INSERT INTO classification.tickets (tracking_number, customer_id, kind, environment, impact, urgency, catalog_item, component,
                 product, summary, requested_priority, received_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tracking_number) DO NOTHING
-            """, [.string(t.trackingNumber), .string(t.customerId), .string(t.kind.rawValue), .string(t.environment.rawValue),
-                  .optional(t.impact?.rawValue), .optional(t.urgency?.rawValue), .optional(t.catalogItem), .optional(t.component),
-                  .optional(t.product), .string(t.summary), .optional(t.requestedPriority?.rawValue), .date(t.receivedAt)]) == 1
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                                 $10::text[], $11::text[], $12::timestamptz[])
+            ON CONFLICT (tracking_number) DO NOTHING RETURNING tracking_number
+            """, [column(\.trackingNumber), column(\.customerId), column(\.kind.rawValue), column(\.environment.rawValue),
+                  column { $0.impact?.rawValue }, column { $0.urgency?.rawValue }, column(\.catalogItem), column(\.component),
+                  column(\.product), column(\.summary), column { $0.requestedPriority?.rawValue },
+                  column { RFC3339.format($0.receivedAt) }])
+        return Set(try rows.map { try $0.string(0) })
     }
 
     static let ticketColumns = """
@@ -176,13 +199,19 @@ struct ClassificationStore {
                          status: try r.string(19), statusAt: try r.optionalDate(20))
     }
 
-    func saveClassification(_ number: String, _ c: Classification, at: Date) throws {
+    /// Stores classifications with one statement.
+    func saveClassifications(_ items: [(number: String, classification: Classification)], at: Date) throws {
+        guard !items.isEmpty else { return }
         try session.execute("""
-            UPDATE classification.tickets SET priority = $2, priority_source = $3, request_class = $4, dispatch = $5, third_party = $6,
-                classified_at = $7, ever_critical = ever_critical OR $2 = 'P1'
-            WHERE tracking_number = $1
-            """, [.string(number), .string(c.priority.rawValue), .string(c.source.rawValue), .optional(c.requestClass?.rawValue),
-                  .string(c.dispatch.rawValue), .optional(c.thirdParty), .date(at)])
+            UPDATE classification.tickets AS t SET priority = v.priority, priority_source = v.source, request_class = v.request_class,
+                dispatch = v.dispatch, third_party = v.third_party, classified_at = $7, ever_critical = t.ever_critical OR v.priority = 'P1'
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                AS v(tracking_number, priority, source, request_class, dispatch, third_party)
+            WHERE t.tracking_number = v.tracking_number
+            """, [PostgresArray.text(items.map(\.number)), PostgresArray.text(items.map(\.classification.priority.rawValue)),
+                  PostgresArray.text(items.map(\.classification.source.rawValue)), PostgresArray.text(items.map { $0.classification.requestClass?.rawValue }),
+                  PostgresArray.text(items.map(\.classification.dispatch.rawValue)), PostgresArray.text(items.map(\.classification.thirdParty)),
+                  .date(at)])
     }
 
     func setPriority(_ number: String, _ priority: Priority) throws {
@@ -213,14 +242,18 @@ struct ClassificationStore {
             """, [.string(eventID), .string(number), .string(t.action), .string(t.status), .string(t.actor), .date(t.at)])
     }
 
-    /// Removes and returns the transitions that waited for `number`, in the order they happened.
-    func takeEarlyTransitions(_ number: String) throws -> [EarlyTransition] {
-        try session.query("""
-            WITH taken AS (DELETE FROM classification.early_transitions WHERE tracking_number = $1 RETURNING action, status, actor, at)
-            SELECT action, status, actor, at FROM taken ORDER BY at
-            """, [.string(number)]).map { r in
-            EarlyTransition(action: try r.string(0), status: try r.string(1), actor: try r.string(2), at: try r.date(3))
+    /// Removes and returns the transitions that waited for `numbers`, each ticket's in the order they happened.
+    func takeEarlyTransitions(_ numbers: [String]) throws -> [String: [EarlyTransition]] {
+        guard !numbers.isEmpty else { return [:] }
+        var out: [String: [EarlyTransition]] = [:]
+        for r in try session.query("""
+            WITH taken AS (DELETE FROM classification.early_transitions WHERE tracking_number = ANY($1::text[])
+                           RETURNING tracking_number, action, status, actor, at)
+            SELECT tracking_number, action, status, actor, at FROM taken ORDER BY at
+            """, [PostgresArray.text(numbers)]) {
+            out[try r.string(0), default: []].append(EarlyTransition(action: try r.string(1), status: try r.string(2), actor: try r.string(3), at: try r.date(4)))
         }
+        return out
     }
 
     // MARK: Audit
@@ -229,6 +262,16 @@ struct ClassificationStore {
         try session.execute("""
             INSERT INTO classification.ticket_audit (tracking_number, event, actor, at, data) VALUES ($1, $2, $3, $4, $5)
             """, [.string(number), .string(event), .string(actor), .date(at), .json(data.jsonText)])
+    }
+
+    /// Appends many audit entries with one statement.
+    func audit(_ entries: [(number: String, event: String, actor: String, at: Date, data: JSONValue)]) throws {
+        guard !entries.isEmpty else { return }
+        try session.execute("""
+            INSERT INTO classification.ticket_audit (tracking_number, event, actor, at, data)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
+            """, [PostgresArray.text(entries.map(\.number)), PostgresArray.text(entries.map(\.event)), PostgresArray.text(entries.map(\.actor)),
+                  PostgresArray.text(entries.map { RFC3339.format($0.at) }), PostgresArray.text(entries.map { $0.data.jsonText })])
     }
 
     func auditTrail(_ number: String) throws -> [JSONValue] {
@@ -297,21 +340,43 @@ struct ClassificationStore {
 
     // MARK: Quotas
 
-    /// Counts one consumption of a service request, once ever; returns the quota's use
-    /// this year after it, or nil when this request was counted before.
-    func consume(number: String, customerId: String, quota: QuotaKind, yearStart: String, at: Date) throws -> QuotaUsage? {
-        let rows = try session.query("""
-            WITH consumed AS (
-                INSERT INTO classification.quota_consumption (tracking_number, customer_id, quota, year_start, consumed_at)
-                VALUES ($1, $2, $3, $4::date, $5) ON CONFLICT (tracking_number) DO NOTHING RETURNING 1
-            )
+    /// Counts service requests against their quotas, each once ever, with two statements.
+    ///
+    /// - Returns: per (customer, quota, contract year) touched, the requests counted now in
+    ///   the order given and the year's use after them; a request counted before is left out.
+    func consume(_ items: [(number: String, customerId: String, quota: QuotaKind, yearStart: String)], at: Date) throws
+        -> [(key: QuotaKey, numbers: [String], usage: QuotaUsage)] {
+        guard !items.isEmpty else { return [] }
+        let fresh = Set(try session.query("""
+            INSERT INTO classification.quota_consumption (tracking_number, customer_id, quota, year_start, consumed_at)
+            SELECT n, c, q, y::date, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS v(n, c, q, y)
+            ON CONFLICT (tracking_number) DO NOTHING RETURNING tracking_number
+            """, [PostgresArray.text(items.map(\.number)), PostgresArray.text(items.map(\.customerId)),
+                  PostgresArray.text(items.map(\.quota.rawValue)), PostgresArray.text(items.map(\.yearStart)), .date(at)]).map { try $0.string(0) })
+        var groups: [QuotaKey: [String]] = [:]
+        var order: [QuotaKey] = []
+        for item in items where fresh.contains(item.number) {
+            let key = QuotaKey(customerId: item.customerId, quota: item.quota, yearStart: item.yearStart)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(item.number)
+        }
+        guard !order.isEmpty else { return [] }
+        var usage: [QuotaKey: QuotaUsage] = [:]
+        for r in try session.query("""
             INSERT INTO classification.quota_usage AS u (customer_id, quota, year_start, used)
-            SELECT $2, $3, $4::date, 1 FROM consumed
-            ON CONFLICT (customer_id, quota, year_start) DO UPDATE SET used = u.used + 1
-            RETURNING used, warned_projection, exceeded_at IS NOT NULL
-            """, [.string(number), .string(customerId), .string(quota.rawValue), .string(yearStart), .date(at)])
-        guard let r = rows.first else { return nil }
-        return QuotaUsage(used: try r.int(0), warnedProjection: try r.optionalDate(1), exceeded: try r.bool(2))
+            SELECT c, q, y::date, n FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(c, q, y, n)
+            ON CONFLICT (customer_id, quota, year_start) DO UPDATE SET used = u.used + excluded.used
+            RETURNING customer_id, quota, year_start::text, used, warned_projection, exceeded_at IS NOT NULL
+            """, [PostgresArray.text(order.map(\.customerId)), PostgresArray.text(order.map(\.quota.rawValue)),
+                  PostgresArray.text(order.map(\.yearStart)), PostgresArray.int64(order.map { Int64(groups[$0]!.count) })]) {
+            guard let q = QuotaKind(rawValue: try r.string(1)) else { continue }
+            usage[QuotaKey(customerId: try r.string(0), quota: q, yearStart: try r.string(2))] =
+                QuotaUsage(used: try r.int(3), warnedProjection: try r.optionalDate(4), exceeded: try r.bool(5))
+        }
+        return try order.map { key in
+            guard let u = usage[key] else { throw PostgresError(code: "inconsistent_upsert", message: "no quota use came back for \(key)") }
+            return (key, groups[key]!, u)
+        }
     }
 
     func markWarned(customerId: String, quota: QuotaKind, yearStart: String, projection: Date) throws {
