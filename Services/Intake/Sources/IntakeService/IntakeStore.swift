@@ -2,6 +2,17 @@ import CSSModel
 import CSSPostgres
 import Foundation
 
+/// What a `ticket.classified` event says of one ticket.
+struct ClassifiedRow {
+    var trackingNumber: String
+    var priority: Priority
+    var requestClass: String?
+    var dispatch: String?
+    var at: Date
+    var actor: String
+    var data: JSONValue
+}
+
 /// A ticket as intake keeps it.
 struct TicketRecord {
     var trackingNumber: String
@@ -187,6 +198,34 @@ struct IntakeStore {
             UPDATE intake.tickets SET priority = $2, request_class = $3, dispatch = $4, status = $5, updated_at = greatest(updated_at, $6)
             WHERE tracking_number = $1
             """, [.string(number), .string(priority.rawValue), .optional(requestClass), .optional(dispatch), .string(status.rawValue), .date(at)])
+    }
+
+    /// Applies `ticket.classified` to many tickets with one statement: priority, request
+    /// class, dispatch, `new` → `classified`, and an audit entry each; returns the tracking
+    /// numbers it found (an unknown one is left out and nothing is written for it).
+    func applyClassifications(_ rows: [ClassifiedRow]) throws -> Set<String> {
+        guard !rows.isEmpty else { return [] }
+        let result = try session.query("""
+            WITH v AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::jsonb[])
+                    AS v(tracking_number, priority, request_class, dispatch, at, actor, data)
+            ), old AS (
+                SELECT tracking_number, status FROM intake.tickets WHERE tracking_number IN (SELECT tracking_number FROM v) FOR UPDATE
+            ), changed AS (
+                UPDATE intake.tickets t SET priority = v.priority, request_class = v.request_class, dispatch = v.dispatch,
+                    status = CASE WHEN old.status = 'new' THEN 'classified' ELSE old.status END, updated_at = greatest(t.updated_at, v.at)
+                FROM v JOIN old USING (tracking_number)
+                WHERE t.tracking_number = v.tracking_number
+                RETURNING t.tracking_number, old.status AS from_status, t.status AS to_status, v.actor, v.at, v.data
+            )
+            INSERT INTO intake.ticket_audit (tracking_number, event, from_status, to_status, actor, at, data)
+            SELECT tracking_number, 'classified', from_status, to_status, actor, at, data FROM changed
+            RETURNING tracking_number
+            """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(rows.map(\.priority.rawValue)),
+                  PostgresArray.text(rows.map(\.requestClass)), PostgresArray.text(rows.map(\.dispatch)),
+                  PostgresArray.text(rows.map { RFC3339.format($0.at) }), PostgresArray.text(rows.map(\.actor)),
+                  PostgresArray.text(rows.map { $0.data.jsonText })])
+        return Set(try result.map { try $0.string(0) })
     }
 
     func updatePriority(_ number: String, priority: Priority, at: Date) throws {

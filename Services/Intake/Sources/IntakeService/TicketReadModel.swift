@@ -13,6 +13,37 @@ public struct TicketReadModel: EventHandler {
          EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]
     }
 
+    /// `ticket.classified` goes set-wise: one statement per batch instead of three per event.
+    public func handlesInBatches(_ type: String) -> Bool {
+        type == EventType.ticketClassified
+    }
+
+    public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        var results: [Result<[CloudEvent], CommandRejection>] = []
+        var rows: [ClassifiedRow] = []
+        for event in events {
+            do {
+                guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
+                    throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
+                }
+                let priority = try Self.priority(event.data["priority"], "data.priority")
+                rows.append(ClassifiedRow(trackingNumber: number, priority: priority, requestClass: event.data["requestClass"]?.stringValue,
+                                          dispatch: event.data["dispatch"]?.stringValue, at: event.time,
+                                          actor: event.data["by"]?.stringValue ?? event.source, data: event.data))
+                results.append(.success([]))
+            } catch let rejection as CommandRejection {
+                results.append(.failure(rejection))
+            }
+        }
+        let applied = try IntakeStore(session: context.session).applyClassifications(rows)
+        for (i, event) in events.enumerated() {
+            guard case .success = results[i], let number = event.data["trackingNumber"]?.stringValue ?? event.subject, !applied.contains(number) else { continue }
+            // Nothing was written for it: a ticket intake never had is set aside.
+            results[i] = .failure(CommandRejection(code: ErrorCode.unknownTicket, field: "data.trackingNumber", message: "no ticket \(number) exists"))
+        }
+        return results
+    }
+
     public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
         guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
