@@ -60,21 +60,10 @@ public enum ClassificationRules {
 
 /// Classification's commands: reclassification requests and decisions, dispatch, quota look-ups, problems.
 public struct ClassificationCommands: CommandHandler {
+    // Made by ``ClassificationHandlers``, which gives both handlers one cache.
     let settings: ClassificationSettings
     let clock: any CSSModel.Clock
     let cache: ProfileCache
-
-    public init(settings: ClassificationSettings, clock: any CSSModel.Clock) {
-        self.settings = settings
-        self.clock = clock
-        self.cache = ProfileCache()
-    }
-
-    init(settings: ClassificationSettings, clock: any CSSModel.Clock, cache: ProfileCache) {
-        self.settings = settings
-        self.clock = clock
-        self.cache = cache
-    }
 
     public var commandNames: [String] {
         [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet,

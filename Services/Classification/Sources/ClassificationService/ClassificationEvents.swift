@@ -83,21 +83,10 @@ struct ClassificationFailure: Error, CustomStringConvertible {
 /// `customer.onboarded` never replaces a newer one. Each fact has a unique key in the
 /// schema, so nothing is classified, counted or announced twice.
 public struct ClassificationEvents: EventHandler {
+    // Made by ``ClassificationHandlers``, which gives both handlers one cache.
     let settings: ClassificationSettings
     let clock: any CSSModel.Clock
     let cache: ProfileCache
-
-    public init(settings: ClassificationSettings, clock: any CSSModel.Clock) {
-        self.settings = settings
-        self.clock = clock
-        self.cache = ProfileCache()
-    }
-
-    init(settings: ClassificationSettings, clock: any CSSModel.Clock, cache: ProfileCache) {
-        self.settings = settings
-        self.clock = clock
-        self.cache = cache
-    }
 
     public var eventTypes: [String] {
         [EventType.ticketReceived, EventType.customerOnboarded, EventType.ticketTransitioned]
