@@ -268,16 +268,7 @@ public struct BusinessCalendar: Sendable {
 
     /// The earliest instant whose local wall time is `wall` (or, in a gap, the jump instant).
     func instant(localWall wall: Int64) -> Int64 {
-        var k = segmentIndex(wall - 2 * 86_400)
-        while true {
-            let off = k == 0 ? zInitial : zOffsets[k - 1]
-            let segStart = k == 0 ? Int64.min : zTimes[k - 1]
-            let segEnd = k < zTimes.count ? zTimes[k] : Int64.max
-            let u = wall - off
-            if u >= segStart && u < segEnd { return u }
-            if u < segStart { return segStart } // the wall time was skipped
-            k += 1
-        }
+        ZoneRules.instant(localWall: wall, initial: zInitial, times: zTimes, offsets: zOffsets, from: segmentIndex(wall - 2 * 86_400))
     }
 
     /// Calls `body` with the business intervals `[a, b)` at or after `t`, in order, until it returns false.

@@ -155,19 +155,27 @@ public struct ZoneRules: Sendable {
     public func startOfDay(_ date: LocalDate) -> Int64 {
         let wall = date.dayNumber * 86_400
         let tab = table(from: wall - 2 * 86_400, to: wall + 2 * 86_400)
-        var offset = Int64(tab.initial)
-        var segmentStart = Int64.min
-        for k in 0...tab.times.count {
-            let segmentEnd = k < tab.times.count ? tab.times[k] : Int64.max
+        return Self.instant(localWall: wall, initial: Int64(tab.initial), times: tab.times, offsets: tab.offsets.map(Int64.init), from: 0)
+    }
+
+    /// The earliest instant whose local wall time is `wall` or, where a transition skipped
+    /// that wall time, the transition itself.
+    ///
+    /// - Parameters:
+    ///   - initial: the offset before `times[0]`; `offsets[k]` applies from `times[k]`.
+    ///   - from: the offset segment to start looking in (0 = the one before `times[0]`);
+    ///     it must not lie after the answer.
+    static func instant(localWall wall: Int64, initial: Int64, times: [Int64], offsets: [Int64], from: Int) -> Int64 {
+        var k = from
+        while true {
+            let offset = k == 0 ? initial : offsets[k - 1]
+            let segmentStart = k == 0 ? Int64.min : times[k - 1]
+            let segmentEnd = k < times.count ? times[k] : Int64.max
             let u = wall - offset
-            if u < segmentStart { return segmentStart } // midnight was skipped
+            if u < segmentStart { return segmentStart } // the wall time was skipped
             if u < segmentEnd { return u }
-            if k < tab.times.count {
-                segmentStart = tab.times[k]
-                offset = Int64(tab.offsets[k])
-            }
+            k += 1
         }
-        return wall - offset
     }
 
     static func isPlausibleName(_ name: String) -> Bool {

@@ -17,25 +17,6 @@ public struct InboxStore: Sendable {
     public init(schema: String) {
         self.schema = schema
     }
-
-    /// Records `messageID` unless it is there; a concurrent transaction holding the
-    /// same id makes this wait for it, so two deliveries never both see `.new`.
-    public func claim(messageID: String, command: String, bodyHash: Int64, receivedAt: Date, session: PostgresSession) throws -> InboxClaim {
-        let inserted = try session.execute(
-            "INSERT INTO \(schema).inbox (message_id, command, body_hash, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING",
-            [.string(messageID), .string(command), .int64(bodyHash), .date(receivedAt)])
-        if inserted == 1 { return .new }
-        let rows = try session.query("SELECT command, body_hash, reply::text FROM \(schema).inbox WHERE message_id = $1", [.string(messageID)])
-        guard let row = rows.first else {
-            throw PostgresError(code: "inbox_inconsistent", message: "message \(messageID) conflicted but cannot be read")
-        }
-        let reply = try row.optionalString(2).flatMap { try? JSONValue.parse($0) }
-        return .duplicate(command: try row.string(0), bodyHash: try row.int64(1), reply: reply)
-    }
-
-    public func recordReply(messageID: String, reply: Reply, session: PostgresSession) throws {
-        try session.execute("UPDATE \(schema).inbox SET reply = $2 WHERE message_id = $1", [.string(messageID), .json(reply.json.jsonText)])
-    }
 }
 
 /// What a refused command leaves for audit.

@@ -19,10 +19,11 @@ public struct OpenProblem: Sendable, Equatable {
         let by = r.email("by")
         let description = r.string("description", required: false, maxLength: 65_536)
         let component = r.string("component", required: false, maxLength: 200)
-        let incidents = r.strings("incidents", required: false, maxCount: 100, maxLength: 40) ?? []
+        var seen = Set<String>()
+        let incidents = (r.strings("incidents", required: false, maxCount: 100, maxLength: 40) ?? []).filter { seen.insert($0).inserted }
         try errors.throwIfAny()
         return OpenProblem(customerId: customerId!, summary: summary!, by: by!, description: description, component: component,
-                           incidents: Array(NSOrderedSet(array: incidents)) as? [String] ?? incidents)
+                           incidents: incidents)
     }
 }
 
