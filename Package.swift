@@ -64,6 +64,11 @@ let package = Package(
         .testTarget(name: "ClassificationIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "ClassificationService"],
                     path: "Tests/ClassificationIntegrationTests"),
 
+        // The SLA timer service (issue 8): response and restoration clocks, fired on time, once.
+        .target(name: "SLATimerService", dependencies: ["CSSModel", "CSSCalendar", "CSSRuntime", "CSSPostgres", "CSSSupport"],
+                path: "Services/SLATimer/Sources/SLATimerService"),
+        .testTarget(name: "SLATimerTests", dependencies: ["SLATimerService", "CSSModel", "CSSCalendar"], path: "Tests/SLATimerTests"),
+
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
 

@@ -1,5 +1,5 @@
 /// A half-open span of instants `[start, end)` in Unix seconds.
-public struct InstantRange: Hashable, Sendable {
+public struct InstantRange: Hashable, Sendable, Codable {
     public var start: Int64
     public var end: Int64
 

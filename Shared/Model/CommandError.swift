@@ -89,4 +89,6 @@ public enum ErrorCode {
     public static let alreadyResolved = "already_resolved"
     public static let notAnIncident = "not_an_incident"
     public static let otherCustomer = "other_customer"
+    public static let unknownRegion = "unknown_region"
+    public static let conflict = "conflict"
 }

@@ -1,3 +1,4 @@
+import CSSCalendar
 import Foundation
 
 /// Routing keys of the commands on `css.commands`.
@@ -7,6 +8,7 @@ public enum CommandName {
     public static let ticketSubmit = "ticket.submit"
     public static let ticketTransition = "ticket.transition"
     public static let ticketGet = "ticket.get"
+    public static let slaExclusionAdd = "sla.exclusion.add"
     public static let reclassifyRequest = "ticket.reclassify.request"
     public static let reclassifyDecide = "ticket.reclassify.decide"
     public static let ticketDispatch = "ticket.dispatch"
@@ -52,9 +54,23 @@ public struct OnboardCustomer: Sendable, Equatable {
         public var nonStandard: Int
     }
 
+    /// One priority's overrides of the handbook's targets (R-SLA-1): whole seconds, at most 366 days.
     public struct Targets: Sendable, Equatable {
         public var response: Double?
         public var restoration: Double?
+        /// `24x7` or `business`: the calendar this priority's clocks count on; nil keeps the handbook's.
+        public var calendar: String?
+
+        public init(response: Double? = nil, restoration: Double? = nil, calendar: String? = nil) {
+            self.response = response
+            self.restoration = restoration
+            self.calendar = calendar
+        }
+
+        /// The calendars a target may count on.
+        public static let calendars = ["24x7", "business"]
+        /// The longest target a policy may set: 366 days.
+        public static let maximumSeconds: Double = 366 * 86400
     }
 
     public struct SLAPolicy: Sendable, Equatable {
@@ -67,6 +83,9 @@ public struct OnboardCustomer: Sendable, Equatable {
     public var timeZone: String
     public var supportRegion: String
     public var extraHolidays: [String]
+    /// The customer's own holidays as iCalendar text (all-day VEVENTs, RRULE YEARLY), checked
+    /// to parse at onboarding; it is what lets a customer outside the supported regions onboard.
+    public var holidayCalendar: String?
     public var team: String
     public var contractYearStart: String
     public var maxContacts: Int
@@ -80,6 +99,8 @@ public struct OnboardCustomer: Sendable, Equatable {
 
     public static let defaultMaxContacts = 3
     public static let maxPriorityRules = 64
+    /// The longest `holidayCalendar` accepted, in characters.
+    public static let maxHolidayCalendarLength = 200_000
 
     public static func parse(_ body: JSONValue) throws(CommandRejection) -> OnboardCustomer {
         let errors = ValidationErrors()
@@ -97,7 +118,8 @@ public struct OnboardCustomer: Sendable, Equatable {
             region = nil
         }
         var extraHolidays: [String] = []
-        if let list = r.array("extraHolidays", required: false, maxCount: 1000) {
+        let extraHolidayList = r.array("extraHolidays", required: false, maxCount: 1000)
+        if let list = extraHolidayList {
             for (i, v) in list.enumerated() {
                 if let s = v.stringValue, RFC3339.parseDate(s) != nil {
                     extraHolidays.append(s)
@@ -105,6 +127,15 @@ public struct OnboardCustomer: Sendable, Equatable {
                     errors.add(ErrorCode.invalidField, "extraHolidays[\(i)]", "extraHolidays[\(i)] must be a date YYYY-MM-DD")
                 }
             }
+        }
+        let holidayCalendar = Self.readHolidayCalendar(r, errors)
+        // R-CUS-1, R-SLA-2: the region's statutory holidays must be known, or the customer brings its own.
+        let bringsHolidays = !(extraHolidayList?.isEmpty ?? true) || r.value("holidayCalendar", required: false) != nil
+        if let reg = region, !HolidayRegion.supportedCodes.contains(reg), !bringsHolidays {
+            errors.add(ErrorCode.unknownRegion, "supportRegion",
+                       "supportRegion \"\(reg)\" has no statutory holiday rules here; supported: \(HolidayRegion.supportedCodes.joined(separator: ", ")). "
+                       + "A customer in another region may bring its own holidays in extraHolidays (dates YYYY-MM-DD) or holidayCalendar (iCalendar text)")
+            region = nil
         }
         let team = Identifier.read(r, "team")
         let contractYearStart = r.date("contractYearStart")
@@ -160,15 +191,14 @@ public struct OnboardCustomer: Sendable, Equatable {
             var targets: [Priority: Targets] = [:]
             for priority in Priority.allCases {
                 if let t = p.object(priority.rawValue, required: false) {
-                    let response = t.duration("response", required: false)
-                    let restoration = t.duration("restoration", required: false)
-                    if let response, response <= 0 {
-                        errors.add(ErrorCode.invalidField, t.path("response"), "\(t.path("response")) must be longer than zero")
+                    let response = Self.readTarget(t, "response", errors)
+                    let restoration = Self.readTarget(t, "restoration", errors)
+                    var calendar = t.string("calendar", required: false, maxLength: 64)
+                    if let c = calendar, !Targets.calendars.contains(c) {
+                        errors.add(ErrorCode.invalidField, t.path("calendar"), "\(t.path("calendar")) must be \"24x7\" or \"business\", got \"\(c)\"")
+                        calendar = nil
                     }
-                    if let restoration, restoration <= 0 {
-                        errors.add(ErrorCode.invalidField, t.path("restoration"), "\(t.path("restoration")) must be longer than zero")
-                    }
-                    targets[priority] = Targets(response: response, restoration: restoration)
+                    targets[priority] = Targets(response: response, restoration: restoration, calendar: calendar)
                 }
             }
             var warnAt: [Double]?
@@ -195,9 +225,38 @@ public struct OnboardCustomer: Sendable, Equatable {
         try errors.throwIfAny()
         return OnboardCustomer(
             customerId: customerId!, name: name!, timeZone: timeZone!, supportRegion: region!,
-            extraHolidays: extraHolidays, team: team!, contractYearStart: contractYearStart!,
+            extraHolidays: extraHolidays, holidayCalendar: holidayCalendar, team: team!, contractYearStart: contractYearStart!,
             maxContacts: maxContacts, contacts: contacts, changeContacts: changeContacts,
             catalogue: catalogue, quotas: quotas, slaPolicy: policy, priorityRules: priorityRules)
+    }
+
+    /// `holidayCalendar`: iCalendar text that must parse as the calendar engine reads it.
+    static func readHolidayCalendar(_ r: FieldReader, _ errors: ValidationErrors) -> String? {
+        guard let text = r.string("holidayCalendar", required: false, maxLength: maxHolidayCalendarLength) else { return nil }
+        do {
+            _ = try ICalendarHolidays(parsing: text)
+        } catch {
+            errors.add(ErrorCode.invalidField, r.path("holidayCalendar"), "\(r.path("holidayCalendar")) is not a usable iCalendar: \(error.message)")
+            return nil
+        }
+        return text
+    }
+
+    /// `slaPolicy.<P>.response` / `.restoration`: an ISO 8601 duration of whole seconds, more
+    /// than zero and at most 366 days (the calendar counts whole seconds).
+    static func readTarget(_ t: FieldReader, _ key: String, _ errors: ValidationErrors) -> Double? {
+        guard let d = t.duration(key, required: false, maximum: .greatestFiniteMagnitude) else { return nil }
+        let field = t.path(key)
+        if d <= 0 {
+            errors.add(ErrorCode.invalidField, field, "\(field) must be longer than zero")
+        } else if d != d.rounded(.down) {
+            errors.add(ErrorCode.invalidField, field, "\(field) must be a whole number of seconds, got \(d) seconds")
+        } else if d > Targets.maximumSeconds {
+            errors.add(ErrorCode.invalidField, field, "\(field) must be at most 366 days (P366D), got \(ISODuration.format(seconds: d))")
+        } else {
+            return d
+        }
+        return nil
     }
 
     /// `priorityRules`: each names at least one ticket attribute to match, and a priority.
@@ -240,6 +299,7 @@ public struct OnboardCustomer: Sendable, Equatable {
         o["timeZone"] = .string(timeZone)
         o["supportRegion"] = .string(supportRegion)
         o["extraHolidays"] = .array(extraHolidays.map { .string($0) })
+        o["holidayCalendar"] = .optional(holidayCalendar)
         o["team"] = .string(team)
         o["contractYearStart"] = .string(contractYearStart)
         o["maxContacts"] = .int(maxContacts)
@@ -256,6 +316,7 @@ public struct OnboardCustomer: Sendable, Equatable {
                     var to = JSONObject()
                     if let r = t.response { to["response"] = .string(ISODuration.format(seconds: r)) }
                     if let r = t.restoration { to["restoration"] = .string(ISODuration.format(seconds: r)) }
+                    if let c = t.calendar { to["calendar"] = .string(c) }
                     p[priority.rawValue] = .object(to)
                 }
             }

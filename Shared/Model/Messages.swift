@@ -44,6 +44,10 @@ public enum EventType {
     public static let slaWarning = "sla.warning"
     public static let slaBreached = "sla.breached"
     public static let slaStopped = "sla.stopped"
+    public static let slaPaused = "sla.paused"
+    public static let slaResumed = "sla.resumed"
+    /// An interval that does not count toward a customer's restoration clocks (R-SLA-5).
+    public static let slaExclusionAdded = "sla.exclusion.added"
     public static let reclassifyRequested = "ticket.reclassify.requested"
     public static let reclassifyDecided = "ticket.reclassify.decided"
     public static let ticketDispatched = "ticket.dispatched"
