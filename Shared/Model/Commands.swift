@@ -30,7 +30,7 @@ public enum Identifier {
         }
     }
 
-    static func read(_ r: FieldReader, _ key: String) -> String? {
+    public static func read(_ r: FieldReader, _ key: String) -> String? {
         guard let s = r.string(key, maxLength: 64) else { return nil }
         guard isValid(s) else {
             r.errors.add(ErrorCode.invalidField, r.path(key), "\(r.path(key)) may use letters, digits, '-' and '_' only (it becomes part of routing keys), got \"\(s)\"")

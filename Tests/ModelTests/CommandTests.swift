@@ -64,6 +64,174 @@ let onboardJSON = #"""
     }
 }
 
+/// A customer's own holidays as iCalendar text: a yearly national day and a one-off closure.
+let holidayICS = """
+BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//Example//Holidays//EN\r
+BEGIN:VEVENT\r
+DTSTART;VALUE=DATE:20260907\r
+RRULE:FREQ=YEARLY\r
+SUMMARY:Independence Day\r
+END:VEVENT\r
+BEGIN:VEVENT\r
+DTSTART;VALUE=DATE:20261228\r
+DTEND;VALUE=DATE:20261231\r
+SUMMARY:Year-end shutdown\r
+END:VEVENT\r
+END:VCALENDAR\r
+
+"""
+
+@Suite struct OnboardHolidayAndPolicyTests {
+    func onboard(_ change: (inout JSONObject) -> Void) throws -> JSONObject {
+        var v = try body(onboardJSON).objectValue!
+        change(&v)
+        return v
+    }
+
+    func refusal(_ v: JSONObject) -> CommandRejection? {
+        do {
+            _ = try OnboardCustomer.parse(.object(v))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    // R-CUS-1, R-SLA-2: every supported region onboards, with or without extra holidays.
+    @Test func acceptsEverySupportedRegion() throws {
+        for code in ["US", "CA-ON", "GB-ENG", "DE", "FR", "NL", "AU-NSW"] {
+            let v = try onboard { $0["supportRegion"] = .string(code); $0["extraHolidays"] = nil }
+            #expect(try OnboardCustomer.parse(.object(v)).supportRegion == code)
+        }
+    }
+
+    // R-CUS-1, R-SLA-2: a well-formed region without statutory rules here is refused with
+    // unknown_region, naming the supported codes and how to bring one's own holidays.
+    @Test func refusesARegionWithoutHolidayRules() throws {
+        for extra in [nil, JSONValue.array([])] {
+            let v = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = extra }
+            let error = try #require(refusal(v))
+            #expect(error.errors.count == 1)
+            let e = try #require(error.errors.first)
+            #expect(e.code == ErrorCode.unknownRegion)
+            #expect(e.field == "supportRegion")
+            for code in ["US", "CA-ON", "GB-ENG", "DE", "FR", "NL", "AU-NSW"] { #expect(e.message.contains(code)) }
+            #expect(e.message.contains("extraHolidays"))
+            #expect(e.message.contains("holidayCalendar"))
+        }
+        // A malformed code stays invalid_field, not unknown_region.
+        let bad = try onboard { $0["supportRegion"] = "brazil"; $0["extraHolidays"] = nil }
+        #expect(refusal(bad)?.errors.map(\.code) == [ErrorCode.invalidField])
+    }
+
+    // R-CUS-1, R-SLA-2: a customer in another region onboards when it brings its holidays.
+    @Test func acceptsAnotherRegionWithItsOwnHolidays() throws {
+        let listed = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = ["2026-09-07"] }
+        let a = try OnboardCustomer.parse(.object(listed))
+        #expect(a.supportRegion == "BR")
+        #expect(a.extraHolidays == ["2026-09-07"])
+        #expect(try OnboardCustomer.parse(a.json) == a)
+
+        let ics = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = nil; $0["holidayCalendar"] = .string(holidayICS) }
+        let b = try OnboardCustomer.parse(.object(ics))
+        #expect(b.supportRegion == "BR")
+        #expect(b.holidayCalendar?.hasPrefix("BEGIN:VCALENDAR") == true)
+        #expect(b.json["holidayCalendar"] == b.holidayCalendar.map { .string($0) })
+        #expect(try OnboardCustomer.parse(b.json) == b, "customer.onboarded reads back the same")
+    }
+
+    // R-SLA-2: holidayCalendar is checked to parse; its absence is null in customer.onboarded.
+    @Test func holidayCalendarMustParse() throws {
+        let plain = try OnboardCustomer.parse(body(onboardJSON))
+        #expect(plain.holidayCalendar == nil)
+        #expect(plain.json["holidayCalendar"] == .null)
+
+        let supported = try onboard { $0["holidayCalendar"] = .string(holidayICS) }
+        #expect(try OnboardCustomer.parse(.object(supported)).holidayCalendar != nil, "a supported region may add its own calendar too")
+
+        let dateTime = holidayICS.replacingOccurrences(of: "DTSTART;VALUE=DATE:20260907", with: "DTSTART:20260907T000000Z")
+        // The calendar engine's own message, with its line number, is passed on.
+        for (text, calendarMessage) in [("not a calendar", "line 1: expected BEGIN:VCALENDAR"),
+                                        (dateTime, "line 5: DTSTART is a date-time; only all-day (VALUE=DATE) events are holidays"),
+                                        ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:x\nEND:VEVENT\nEND:VCALENDAR", "line 2: VEVENT without DTSTART")] {
+            let v = try onboard { $0["holidayCalendar"] = .string(text) }
+            let error = try #require(refusal(v))
+            #expect(error.errors.count == 1)
+            let e = try #require(error.errors.first)
+            #expect(e.code == ErrorCode.invalidField)
+            #expect(e.field == "holidayCalendar")
+            #expect(e.message.contains(calendarMessage), "\(e.message)")
+        }
+        // An unusable calendar still counts as bringing holidays: the one error is the calendar's.
+        let unknownRegion = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = nil; $0["holidayCalendar"] = "not a calendar" }
+        #expect(refusal(unknownRegion)?.errors.map(\.field) == ["holidayCalendar"])
+
+        let wrongType = try onboard { $0["holidayCalendar"] = 42 }
+        #expect(refusal(wrongType)?.errors.first?.code == ErrorCode.wrongType)
+    }
+
+    // R-SLA-2: holidayCalendar is at most 200,000 characters.
+    @Test func holidayCalendarHasALengthLimit() throws {
+        let padding = String(repeating: "X-COMMENT:padding padding padding padding padding\r\n", count: 4100)
+        let long = holidayICS.replacingOccurrences(of: "VERSION:2.0\r\n", with: "VERSION:2.0\r\n" + padding)
+        #expect(long.count > OnboardCustomer.maxHolidayCalendarLength)
+        let e = try #require(refusal(try onboard { $0["holidayCalendar"] = .string(long) })?.errors.first)
+        #expect(e.field == "holidayCalendar")
+        #expect(e.code == ErrorCode.tooLong)
+        let shorter = String(repeating: "X-COMMENT:padding padding padding padding padding\r\n", count: 3000)
+        let fits = holidayICS.replacingOccurrences(of: "VERSION:2.0\r\n", with: "VERSION:2.0\r\n" + shorter)
+        #expect(fits.count <= OnboardCustomer.maxHolidayCalendarLength)
+        #expect(try OnboardCustomer.parse(.object(onboard { $0["holidayCalendar"] = .string(fits) })).holidayCalendar != nil)
+    }
+
+    // R-SLA-1: slaPolicy.<P>.calendar overrides the handbook's calendar, 24x7 or business only.
+    @Test func policyCalendarIs24x7OrBusiness() throws {
+        let v = try onboard {
+            $0["slaPolicy"] = ["P1": ["response": "PT1H", "calendar": "business"], "P3": ["restoration": "PT2S", "calendar": "24x7"], "P4": ["response": "PT4H"]]
+        }
+        let c = try OnboardCustomer.parse(.object(v))
+        #expect(c.slaPolicy?.targets[.p1] == .init(response: 3600, calendar: "business"))
+        #expect(c.slaPolicy?.targets[.p3] == .init(restoration: 2, calendar: "24x7"))
+        #expect(c.slaPolicy?.targets[.p4]?.calendar == nil)
+        #expect(c.json["slaPolicy"]?["P1"]?["calendar"] == "business")
+        #expect(c.json["slaPolicy"]?["P4"]?["calendar"] == nil)
+        #expect(try OnboardCustomer.parse(c.json) == c)
+
+        for bad: JSONValue in ["5x8", "Business", "24/7"] {
+            let w = try onboard { $0["slaPolicy"] = ["P2": ["response": "PT2H", "calendar": bad]] }
+            let e = try #require(refusal(w)?.errors.first)
+            #expect(e.code == ErrorCode.invalidField)
+            #expect(e.field == "slaPolicy.P2.calendar")
+        }
+    }
+
+    // R-SLA-1, R-SLA-2: the calendar counts whole seconds, so targets are whole seconds, at most 366 days.
+    @Test func policyTargetsAreWholeSecondsUpTo366Days() throws {
+        let fine = try onboard { $0["slaPolicy"] = ["P1": ["response": "PT2S", "restoration": "P366D"], "P2": ["response": "PT1.0S"]] }
+        let c = try OnboardCustomer.parse(.object(fine))
+        #expect(c.slaPolicy?.targets[.p1]?.restoration == OnboardCustomer.Targets.maximumSeconds)
+        #expect(c.slaPolicy?.targets[.p2]?.response == 1.0)
+        #expect(try OnboardCustomer.parse(c.json) == c)
+
+        let fractional = try onboard { $0["slaPolicy"] = ["P1": ["response": "PT1.5S", "restoration": "PT0.25S"]] }
+        let errors = try #require(refusal(fractional)).errors
+        #expect(errors.map(\.field) == ["slaPolicy.P1.response", "slaPolicy.P1.restoration"])
+        #expect(errors.allSatisfy { $0.code == ErrorCode.invalidField && $0.message.contains("must be a whole number of seconds") })
+
+        for long in ["P367D", "PT8785H", "P53W", "P366DT1S"] {
+            let v = try onboard { $0["slaPolicy"] = ["P3": ["restoration": .string(long)]] }
+            let e = try #require(refusal(v)?.errors.first)
+            #expect(e.code == ErrorCode.invalidField)
+            #expect(e.field == "slaPolicy.P3.restoration")
+            #expect(e.message.contains("366 days"))
+        }
+        let zero = try onboard { $0["slaPolicy"] = ["P3": ["response": "PT0S"]] }
+        #expect(refusal(zero)?.errors.first?.message.contains("longer than zero") == true)
+    }
+}
+
 @Suite struct SubmitTests {
     let incident = #"{"customerId": "acme", "contactEmail": "ana@acme.example", "kind": "incident", "environment": "production", "summary": "Portal down", "impact": "outage"}"#
 

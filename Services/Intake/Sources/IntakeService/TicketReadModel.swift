@@ -10,7 +10,7 @@ public struct TicketReadModel: EventHandler {
 
     public var eventTypes: [String] {
         [EventType.ticketClassified, EventType.ticketReclassified, EventType.slaStarted, EventType.slaRescheduled,
-         EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]
+         EventType.slaWarning, EventType.slaBreached, EventType.slaStopped, EventType.slaPaused, EventType.slaResumed]
     }
 
     /// `ticket.classified` goes set-wise: one statement per batch instead of three per event.
@@ -86,6 +86,11 @@ public struct TicketReadModel: EventHandler {
 /// Pure: (targets, event) → targets. Each target keeps the time of the event it last
 /// took, and an older event never overwrites a newer one, so events that arrive out
 /// of order (several workers, redelivery) leave the same view.
+///
+/// A target's `state` is `running`, `paused` or `stopped`; a breach is the flag `breached`,
+/// not a state, because a breached target keeps running until it stops (R-SLA-6).
+/// sla.started and sla.rescheduled carry whole target objects (state, breached, outcome,
+/// pausedSeconds, ...) and every field they carry is taken as it is.
 public enum SLATargetsView {
     public static func apply(_ event: CloudEvent, to current: JSONValue) throws(CommandRejection) -> JSONValue {
         var targets: [String: JSONObject] = [:]
@@ -125,18 +130,45 @@ public enum SLATargetsView {
                 if let due = event.data["dueAt"] { view["dueAt"] = due }
             }
         case EventType.slaBreached:
+            // R-SLA-6: the state stays what it is; a breached target keeps running.
             let name = try targetName(event)
             update(name) { view in
-                view["state"] = "breached"
+                view["breached"] = true
                 view["breachedAt"] = .string(time)
+                if let due = event.data["dueAt"] { view["dueAt"] = due }
             }
         case EventType.slaStopped:
             let name = try targetName(event)
             update(name) { view in
-                view["state"] = event.data["outcome"] ?? "stopped"
+                view["state"] = "stopped"
                 view["outcome"] = event.data["outcome"] ?? .null
+                // A missed target used up its allowed time: it was breached, even when
+                // the sla.breached event has not arrived (or arrives late and is older).
+                if event.data["outcome"] == "missed" { view["breached"] = true }
                 view["businessSecondsUsed"] = event.data["businessSecondsUsed"] ?? .null
-                view["stoppedAt"] = .string(time)
+                if let due = event.data["dueAt"] { view["dueAt"] = due }
+                if let allowed = event.data["allowedSeconds"] { view["allowedSeconds"] = allowed }
+                view["stoppedAt"] = event.data["stoppedAt"] ?? .string(time)
+            }
+        case EventType.slaPaused:
+            // R-SLA-4: while paused the due time is unknown.
+            let name = try targetName(event)
+            update(name) { view in
+                view["state"] = "paused"
+                view["dueAt"] = .null
+                view["pausedAt"] = event.data["pausedAt"] ?? .string(time)
+                if let remaining = event.data["remainingSeconds"] { view["remainingSeconds"] = remaining }
+            }
+        case EventType.slaResumed:
+            let name = try targetName(event)
+            update(name) { view in
+                view["state"] = "running"
+                view["dueAt"] = event.data["dueAt"] ?? .null
+                view["pausedAt"] = .null
+                view["resumedAt"] = event.data["resumedAt"] ?? .string(time)
+                if let total = event.data["totalPausedSeconds"] { view["pausedSeconds"] = total }
+                // Resumed after a reopen: the target runs again, its earlier outcome no longer stands.
+                view["outcome"] = .null
             }
         default:
             break
