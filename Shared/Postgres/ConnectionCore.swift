@@ -121,7 +121,8 @@ final class ConnectionCore {
         if let connection { PQfinish(connection) }
         connection = nil
         notices = nil
-        // Prepared statements live in the server session: a new connection has none.
+        // Prepared statements and LISTENs live in the server session: a new connection has none.
+        listening.removeAll()
         prepared.removeAll()
         seen.removeAll()
     }
@@ -199,6 +200,46 @@ final class ConnectionCore {
         let result = sql.withCString { PQexec(connection, $0) }
         defer { PQclear(result) }
         _ = try rows(from: result, connection: connection)
+    }
+
+    // MARK: Notifications
+
+    /// Channels this connection LISTENs on; emptied when it reconnects, so they are re-issued.
+    private var listening: Set<String> = []
+
+    /// Waits up to `timeoutMilliseconds` for notifications on `channel`, LISTENing first if
+    /// this connection does not yet (after a reconnect, notifications sent meanwhile are lost,
+    /// which is why they may only ever be a wake-up). Returns their payloads, possibly none.
+    func notifications(channel: String, timeoutMilliseconds: Int32) throws -> [String] {
+        let connection = try ensureConnected()
+        if !listening.contains(channel) {
+            try runScript("LISTEN \(Self.quotedIdentifier(channel))")
+            listening.insert(channel)
+        }
+        var payloads = drainNotifications(connection)
+        guard payloads.isEmpty else { return payloads }
+        var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+        // Blocking is right here: this is the connection's own thread, used for nothing else.
+        if poll(&descriptor, 1, max(0, timeoutMilliseconds)) > 0 {
+            guard PQconsumeInput(connection) != 0, PQstatus(connection) == CONNECTION_OK else {
+                throw PostgresError(code: PostgresError.connectionLost, message: "the connection to the server was lost: \(errorText(connection))")
+            }
+            payloads = drainNotifications(connection)
+        }
+        return payloads
+    }
+
+    private func drainNotifications(_ connection: OpaquePointer) -> [String] {
+        var payloads: [String] = []
+        while let notice = PQnotifies(connection) {
+            payloads.append(notice.pointee.extra.map { String(cString: $0) } ?? "")
+            PQfreemem(notice)
+        }
+        return payloads
+    }
+
+    static func quotedIdentifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     private func liveConnection() throws -> OpaquePointer {

@@ -79,6 +79,19 @@ public actor PostgresConnection {
         try core.withSession { try $0.execute(sql, parameters) }
     }
 
+    /// Waits up to `timeout` for notifications (`NOTIFY`, `pg_notify`) on `channel` and
+    /// returns their payloads, possibly none. The first call, and the first after a
+    /// reconnect, LISTENs; notifications sent while the connection was down are lost, so
+    /// use them as a wake-up, never as the only record of something.
+    ///
+    /// Blocks this connection's thread while it waits: give a listener a connection of its own.
+    /// - Throws: `connection_lost` when the server went away while waiting (the next call reconnects).
+    public func notifications(channel: String, timeout: Duration) throws -> [String] {
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = min(Int64(Int32.max), max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        return try core.notifications(channel: channel, timeoutMilliseconds: Int32(milliseconds))
+    }
+
     /// Closes the connection; later calls fail with `connection_closed`.
     public func close() {
         core.close()

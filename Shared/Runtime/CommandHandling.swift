@@ -40,8 +40,10 @@ public struct EventFactory: Sendable {
         self.clock = clock
     }
 
-    public func make(_ type: String, subject: String?, data: JSONValue, time: Date? = nil) -> CloudEvent {
-        CloudEvent(id: UUID().uuidString.lowercased(), type: type, source: source, time: time ?? clock.now(), subject: subject, data: data)
+    /// An event of this service; `id` defaults to a fresh UUID. Pass an id derived from the
+    /// fact when a replay of the same fact must repeat it (timers, rebuilt state).
+    public func make(_ type: String, subject: String?, data: JSONValue, time: Date? = nil, id: String? = nil) -> CloudEvent {
+        CloudEvent(id: id ?? UUID().uuidString.lowercased(), type: type, source: source, time: time ?? clock.now(), subject: subject, data: data)
     }
 }
 

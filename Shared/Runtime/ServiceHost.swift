@@ -78,16 +78,20 @@ public final class ServiceHost: Service, Sendable {
     let settings: HostSettings
     let handler: any CommandHandler
     let eventHandler: (any EventHandler)?
+    let timerHandler: (any TimerHandler)?
     let migrations: [Migration]
     let clock: any CSSModel.Clock
     let logger: Logger
 
+    /// - Parameter timerHandler: fires the service's durable timers (``TimerStore``; its
+    ///   migration must be among `migrations`); nil for a service without timers.
     public init(service: String, schema: String, handler: any CommandHandler, eventHandler: (any EventHandler)? = nil,
-                migrations: [Migration], settings: HostSettings, clock: any CSSModel.Clock, logger: Logger) {
+                timerHandler: (any TimerHandler)? = nil, migrations: [Migration], settings: HostSettings, clock: any CSSModel.Clock, logger: Logger) {
         self.service = service
         self.schema = schema
         self.handler = handler
         self.eventHandler = eventHandler
+        self.timerHandler = timerHandler
         self.migrations = migrations
         self.settings = settings
         self.clock = clock
@@ -120,6 +124,10 @@ public final class ServiceHost: Service, Sendable {
             EventProcessor(service: service, schema: schema, handler: h, client: client, consumer: c, relay: relay, clock: clock,
                            logger: logger, shutdown: shutdown, limits: settings.limits)
         } }
+        let timers = timerHandler.map { h in
+            TimerLoop(service: service, schema: schema, handler: h, client: client, listenConfiguration: settings.database, relay: relay,
+                      clock: clock, logger: logger, shutdown: shutdown, batchSize: settings.batchSize)
+        }
         let pruner = Pruner(schema: schema, retention: settings.retention, clock: clock)
         logger.info("service started", metadata: ["service": "\(service)", "amqp.url": "\(settings.amqp.redactedURL)", "workers": "\(settings.workers)"])
 
@@ -131,6 +139,9 @@ public final class ServiceHost: Service, Sendable {
                 if let eventProcessor {
                     group.addTask { await eventProcessor.run(batchSize: self.settings.batchSize) }
                 }
+                if let timers {
+                    group.addTask { await timers.run() }
+                }
                 await group.waitForAll()
                 pruning.cancel()
                 sweeper.cancel()
@@ -140,6 +151,7 @@ public final class ServiceHost: Service, Sendable {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new commands; finishing those in hand")
             shutdown.begin()
+            timers?.stop()
             Task {
                 await consumer.stopConsuming()
                 await eventConsumer?.stopConsuming()

@@ -1,0 +1,352 @@
+import CSSModel
+import CSSPostgres
+import CSSSupport
+import Foundation
+import Logging
+import Synchronization
+
+/// A timer that fell due, as its handler gets it.
+public struct DueTimer: Sendable, Equatable {
+    public var key: String
+    public var dueAt: Date
+    public var payload: JSONValue
+
+    public init(key: String, dueAt: Date, payload: JSONValue = .null) {
+        self.key = key
+        self.dueAt = dueAt
+        self.payload = payload
+    }
+}
+
+/// What a service does when its timers fall due.
+public protocol TimerHandler: Sendable {
+    /// Applies timers that fell due, inside the transaction that took them out of the
+    /// table: what it writes (state, timers it arms again) and the events it returns
+    /// commit together with their removal, or not at all. Derive event ids from the timer
+    /// key so that a replayed firing repeats them.
+    ///
+    /// Throwing a non-transient error makes the runtime fire the batch's timers one by one;
+    /// a timer that fails alone is parked (never fires again, kept with the reason).
+    func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent]
+}
+
+/// Durable timers in a service's own schema: one row per key.
+///
+/// Arming twice keeps one timer (the later arming wins); arming inside a unit of work
+/// commits with it. Arming also sends `NOTIFY <schema>_timers`, delivered at commit, so a
+/// sleeping ``TimerLoop`` in any process wakes for a timer earlier than the one it waits for.
+public struct TimerStore: Sendable {
+    public let schema: String
+
+    public init(schema: String) {
+        self.schema = schema
+    }
+
+    /// The LISTEN/NOTIFY channel: a wake-up only; the table is the truth.
+    public var channel: String { "\(schema)_timers" }
+
+    /// Migration adding the timer table (any version number the service gives it).
+    public static func migration(schema: String, version: Int) -> Migration {
+        Migration(version: version, name: "durable timers", sql: """
+            CREATE TABLE \(schema).timers (
+                key text PRIMARY KEY,
+                due_at timestamptz NOT NULL,
+                payload jsonb NOT NULL DEFAULT 'null',
+                armed_at timestamptz NOT NULL,
+                -- Set when the timer's handler failed permanently: parked, never due again.
+                failure text
+            );
+            CREATE INDEX timers_due ON \(schema).timers (due_at) WHERE failure IS NULL;
+            """)
+    }
+
+    /// Arms (or re-arms) timers; one statement for the lot.
+    public func arm(_ timers: [DueTimer], now: Date, session: PostgresSession) throws {
+        guard !timers.isEmpty else { return }
+        // The last arming of a key in the list wins.
+        var latest: [String: DueTimer] = [:]
+        for t in timers { latest[t.key] = t }
+        let list = Array(latest.values)
+        try session.execute("""
+            INSERT INTO \(schema).timers (key, due_at, payload, armed_at)
+            SELECT k, d, p::jsonb, $4 FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(k, d, p)
+            ON CONFLICT (key) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload, armed_at = excluded.armed_at, failure = NULL
+            """, [PostgresArray.text(list.map(\.key)), PostgresArray.text(list.map { RFC3339.format($0.dueAt) }),
+                  PostgresArray.text(list.map { $0.payload.jsonText }), .date(now)])
+        try session.execute("SELECT pg_notify($1, '')", [.string(channel)])
+    }
+
+    public func cancel(_ keys: [String], session: PostgresSession) throws {
+        guard !keys.isEmpty else { return }
+        try session.execute("DELETE FROM \(schema).timers WHERE key = ANY($1::text[])", [PostgresArray.text(keys)])
+    }
+
+    /// Takes out up to `limit` timers due at `now`, earliest first, skipping those another
+    /// process is firing (its transaction holds their rows). The row lock is the lease:
+    /// if this transaction rolls back or its process dies, the timers are due again.
+    func claimDue(now: Date, limit: Int, session: PostgresSession) throws -> [DueTimer] {
+        let rows = try session.query("""
+            DELETE FROM \(schema).timers WHERE key IN (
+                SELECT key FROM \(schema).timers WHERE due_at <= $1 AND failure IS NULL
+                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING key, due_at, payload::text
+            """, [.date(now), .int(limit)])
+        return try rows.map { r in
+            DueTimer(key: try r.string(0), dueAt: try r.date(1), payload: (try? JSONValue.parse(try r.string(2))) ?? .null)
+        }.sorted { ($0.dueAt, $0.key) < ($1.dueAt, $1.key) }
+    }
+
+    /// Parks a timer whose handler fails permanently: kept, with the reason, never due again.
+    func park(_ timer: DueTimer, reason: String, now: Date, session: PostgresSession) throws {
+        try session.execute("""
+            INSERT INTO \(schema).timers (key, due_at, payload, armed_at, failure) VALUES ($1, $2, $3::jsonb, $4, $5)
+            ON CONFLICT (key) DO UPDATE SET failure = excluded.failure
+            """, [.string(timer.key), .date(timer.dueAt), .string(timer.payload.jsonText), .date(now), .string(StorableText.escaped(reason))])
+    }
+
+    /// The earliest due time, if any timer is armed.
+    func earliest(session: PostgresSession) throws -> Date? {
+        try session.query("SELECT min(due_at) FROM \(schema).timers WHERE failure IS NULL").first?.optionalDate(0)
+    }
+
+    /// Timers armed, for operators and tests.
+    public func count(session: PostgresSession) throws -> Int {
+        try session.query("SELECT count(*) FROM \(schema).timers WHERE failure IS NULL").first?.int(0) ?? 0
+    }
+}
+
+/// Fires a service's durable timers on time.
+///
+/// It sleeps until the earliest due time, or until a `NOTIFY` says an earlier timer was
+/// armed (by this process or another), or at most `maxSleep`; then takes out what is due
+/// with `FOR UPDATE SKIP LOCKED` and fires it in the same transaction, so two timer
+/// processes never fire one timer twice, and after a crash whatever fell due meanwhile
+/// fires at once, exactly once.
+public final class TimerLoop: Sendable {
+    let store: TimerStore
+    let handler: any TimerHandler
+    let client: PostgresClient
+    let listenConfiguration: PostgresConfiguration
+    let relay: OutboxRelay
+    let outbox: OutboxStore
+    let events: EventFactory
+    let clock: any CSSModel.Clock
+    let logger: Logger
+    let shutdown: ShutdownSignal
+    let retry: RetryLoop
+    let batchSize: Int
+    let maxSleep: Duration
+    private let wakeup = Wakeup()
+    private let counters = Mutex<(fired: Int, parked: Int)>((0, 0))
+
+    public init(service: String, schema: String, handler: any TimerHandler, client: PostgresClient, listenConfiguration: PostgresConfiguration,
+                relay: OutboxRelay, clock: any CSSModel.Clock, logger: Logger, shutdown: ShutdownSignal,
+                batchSize: Int = 256, maxSleep: Duration = .seconds(5)) {
+        self.store = TimerStore(schema: schema)
+        self.handler = handler
+        self.client = client
+        self.listenConfiguration = listenConfiguration
+        self.relay = relay
+        self.outbox = OutboxStore(schema: schema)
+        self.events = EventFactory(service: service, clock: clock)
+        self.clock = clock
+        self.logger = logger
+        self.shutdown = shutdown
+        self.retry = RetryLoop(shutdown: shutdown, logger: logger)
+        self.batchSize = batchSize
+        self.maxSleep = maxSleep
+    }
+
+    /// Timers fired and parked since start.
+    public var fired: Int { counters.withLock { $0.fired } }
+    public var parked: Int { counters.withLock { $0.parked } }
+
+    /// Ends the loop (and its listener) after the firing in progress.
+    public func stop() {
+        wakeup.close()
+    }
+
+    public func run() async {
+        let listener = Task { await listen() }
+        defer { listener.cancel() }
+        while !shutdown.hasBegun, !wakeup.isClosed {
+            let now = clock.now()
+            let fired: Int
+            switch await retry.run("timer batch", { try await self.fireDue(now: now) }) {
+            case .done(let (count, rows)):
+                fired = count
+                await relay.deliver(rows)
+            case .abandoned:
+                return
+            case .permanent(let error):
+                logger.warning("timer batch failed permanently; firing its timers one at a time", metadata: ["error.message": "\(error)"])
+                fired = await fireOneByOne(now: now)
+            }
+            if fired >= batchSize { continue }
+            await sleepUntilNextDue()
+        }
+        _ = await listener.value
+    }
+
+    /// Takes out and fires what is due; returns how many and the rows to publish.
+    func fireDue(now: Date) async throws -> (Int, [OutboxRow]) {
+        let store = self.store, handler = self.handler, outbox = self.outbox, events = self.events, limit = batchSize
+        let (count, rows) = try await client.withTransaction { session -> (Int, [OutboxRow]) in
+            let due = try store.claimDue(now: now, limit: limit, session: session)
+            guard !due.isEmpty else { return (0, []) }
+            let caused = try handler.fire(due, now: now, context: CommandContext(session: session, events: events))
+            return (due.count, try outbox.insert(caused.map(OutboxMessage.event), session: session))
+        }
+        counters.withLock { $0.fired += count }
+        return (count, rows)
+    }
+
+    /// After a batch failed permanently: each due timer in a transaction of its own; one that
+    /// fails alone is parked with the reason, and the others fire.
+    func fireOneByOne(now: Date) async -> Int {
+        let store = self.store, handler = self.handler, outbox = self.outbox, events = self.events
+        var done = 0
+        for _ in 0..<batchSize {
+            let step = await retry.run("single timer") {
+                try await self.client.withTransaction { session -> (DueTimer?, [OutboxRow]) in
+                    guard let timer = try store.claimDue(now: now, limit: 1, session: session).first else { return (nil, []) }
+                    let caused = try handler.fire([timer], now: now, context: CommandContext(session: session, events: events))
+                    return (timer, try outbox.insert(caused.map(OutboxMessage.event), session: session))
+                }
+            }
+            switch step {
+            case .done((nil, _)), .abandoned:
+                return done
+            case .done((_, let rows)):
+                done += 1
+                counters.withLock { $0.fired += 1 }
+                await relay.deliver(rows)
+            case .permanent(let error):
+                guard await park(now: now, error: error) else { return done }
+                done += 1
+            }
+        }
+        return done
+    }
+
+    /// Parks the earliest due timer (the one that just failed alone).
+    private func park(now: Date, error: any Error) async -> Bool {
+        let store = self.store
+        let reason = "\(CommandProcessor.code(of: error)): \(error)"
+        let result = await retry.run("park timer") {
+            try await self.client.withTransaction { session -> DueTimer? in
+                guard let timer = try store.claimDue(now: now, limit: 1, session: session).first else { return nil }
+                try store.park(timer, reason: reason, now: now, session: session)
+                return timer
+            }
+        }
+        guard case .done(let timer) = result, let timer else { return false }
+        counters.withLock { $0.parked += 1 }
+        logger.error("timer failed permanently; parked", metadata: ["timer.key": "\(StorableText.escaped(timer.key))", "error.message": "\(error)"])
+        return true
+    }
+
+    private func sleepUntilNextDue() async {
+        let store = self.store
+        let next: Date?
+        do {
+            next = try await client.withSession { session in try store.earliest(session: session) }
+        } catch {
+            logger.warning("could not read the next timer; polling", metadata: ["error.message": "\(error)"])
+            await wakeup.wait(for: .milliseconds(500))
+            return
+        }
+        var wait = maxSleep
+        if let next {
+            let seconds = next.timeIntervalSince(clock.now())
+            if seconds <= 0 { return }
+            wait = min(wait, .milliseconds(Int64((seconds * 1000).rounded(.up))))
+        }
+        await wakeup.wait(for: wait)
+    }
+
+    /// Wakes the loop on every NOTIFY of the channel; reconnects with backoff when the
+    /// connection drops (the loop still wakes at least every `maxSleep` meanwhile).
+    private func listen() async {
+        let connection = PostgresConnection(configuration: listenConfiguration, logger: logger)
+        defer { Task { await connection.close() } }
+        let channel = store.channel
+        var failures = 0
+        while !wakeup.isClosed, !shutdown.hasBegun, !Task.isCancelled {
+            do {
+                let got = try await connection.notifications(channel: channel, timeout: .milliseconds(250))
+                failures = 0
+                if !got.isEmpty { wakeup.signal() }
+            } catch {
+                failures += 1
+                if failures == 1 { logger.warning("timer wake-up listener lost its connection; retrying", metadata: ["error.message": "\(error)"]) }
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 * (1 << min(failures, 6)))))
+            }
+        }
+    }
+}
+
+/// A one-slot wake-up: `signal` ends the current or next `wait` early.
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var closed = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var generation: UInt64 = 0
+        var expired: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let w = s.waiter else { s.pending = true; return nil }
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume()
+    }
+
+    func close() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.closed = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after `duration`, or sooner when signalled (or already signalled) or closed.
+    /// One caller at a time.
+    func wait(for duration: Duration) async {
+        let generation = state.withLock { s -> UInt64 in s.generation += 1; return s.generation }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.pending || s.closed || s.expired == generation {
+                            s.pending = false
+                            return true
+                        }
+                        s.waiter = c
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: duration)
+                let w = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    s.expired = generation
+                    defer { s.waiter = nil }
+                    return s.waiter
+                }
+                w?.resume()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
