@@ -67,7 +67,10 @@ let package = Package(
         // The SLA timer service (issue 8): response and restoration clocks, fired on time, once.
         .target(name: "SLATimerService", dependencies: ["CSSModel", "CSSCalendar", "CSSRuntime", "CSSPostgres", "CSSSupport"],
                 path: "Services/SLATimer/Sources/SLATimerService"),
+        .executableTarget(name: "sla", dependencies: ["SLATimerService", "CSSRuntime"], path: "Services/SLATimer/Sources/sla"),
         .testTarget(name: "SLATimerTests", dependencies: ["SLATimerService", "CSSModel", "CSSCalendar"], path: "Tests/SLATimerTests"),
+        .testTarget(name: "SLATimerIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "CSSRuntime", "SLATimerService"],
+                    path: "Tests/SLATimerIntegrationTests"),
 
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),

@@ -30,12 +30,17 @@ public enum ContractTopology {
             commands: [CommandName.customerOnboard, CommandName.contactAvailability, CommandName.ticketSubmit,
                        CommandName.ticketTransition, CommandName.ticketGet],
             events: [EventType.ticketClassified, EventType.ticketReclassified, EventType.slaStarted, EventType.slaRescheduled,
-                     EventType.slaWarning, EventType.slaBreached, EventType.slaStopped]),
+                     EventType.slaWarning, EventType.slaBreached, EventType.slaStopped, EventType.slaPaused, EventType.slaResumed]),
         ServiceQueues(
             service: "classification",
             commands: [CommandName.reclassifyRequest, CommandName.reclassifyDecide, CommandName.ticketDispatch, CommandName.quotaGet,
                        CommandName.problemOpen, CommandName.problemUpdate, CommandName.problemLink, CommandName.problemGet],
             events: [EventType.ticketReceived, EventType.customerOnboarded, EventType.ticketTransitioned]),
+        ServiceQueues(
+            service: "sla",
+            commands: [CommandName.slaExclusionAdd],
+            events: [EventType.customerOnboarded, EventType.ticketClassified, EventType.ticketReclassified, EventType.ticketTransitioned,
+                     EventType.slaExclusionAdded]),
     ]
 
     /// The four contract exchanges and the queue that keeps dead letters.

@@ -27,6 +27,12 @@ public struct ServiceSpec: Sendable {
     public static func classification(count: Int = 1, env: [String: String] = [:]) -> ServiceSpec {
         ServiceSpec(name: "classification", count: count, env: env, probe: (CommandName.quotaGet, ["customerId": "probe"], ErrorCode.unknownCustomer))
     }
+
+    public static func sla(count: Int = 1, env: [String: String] = [:]) -> ServiceSpec {
+        ServiceSpec(name: "sla", count: count, env: env, probe: (CommandName.slaExclusionAdd, [
+            "customerId": "probe", "exclusionId": "probe", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z",
+            "reason": "readiness probe", "by": "probe@vendor.example"], ErrorCode.unknownCustomer))
+    }
 }
 
 /// Real service processes on a fresh vhost and database (one schema per service, as
@@ -139,6 +145,18 @@ public struct SystemHarness: Sendable {
                                 "environment": "production", "summary": "Portal down", "impact": "outage"]
         for (k, v) in overrides { body[k] = v }
         return .object(body)
+    }
+
+    /// Submits `incident(overrides)` and returns the tracking number; throws when refused.
+    public func submit(_ overrides: [String: JSONValue] = [:]) async throws -> String {
+        let reply = try await client.send(CommandName.ticketSubmit, SystemHarness.incident(overrides))
+        guard let number = reply.result?["trackingNumber"]?.stringValue else { throw TestSupportError("submit refused: \(reply)") }
+        return number
+    }
+
+    /// `ticket.get` through intake: the ticket, or nil when refused.
+    public func ticket(_ number: String) async throws -> JSONValue? {
+        try await client.send(CommandName.ticketGet, ["trackingNumber": .string(number)]).result
     }
 
     /// A single integer from `sql`.

@@ -13,21 +13,11 @@ func pipeline(classifiers: Int = 1, env: [String: String] = [:], _ body: (System
 }
 
 extension SystemHarness {
-    /// Submits a ticket and returns its tracking number.
-    func submit(_ overrides: [String: JSONValue] = [:]) async throws -> String {
-        let reply = try await client.send(CommandName.ticketSubmit, SystemHarness.incident(overrides))
-        return try #require(reply.result?["trackingNumber"]?.stringValue, "submit refused: \(reply)")
-    }
-
     /// The one `ticket.classified` of `number`, once it arrived.
     func classified(_ number: String, timeout: Duration = .seconds(30)) async throws -> CloudEvent {
         #expect(await eventually(timeout: timeout) { !client.events(ofType: EventType.ticketClassified).filter { $0.subject == number }.isEmpty },
                 "\(number) was never classified")
         return try #require(client.events(ofType: EventType.ticketClassified).first { $0.subject == number })
-    }
-
-    func ticket(_ number: String) async throws -> JSONValue? {
-        try await client.send(CommandName.ticketGet, ["trackingNumber": .string(number)]).result
     }
 }
 

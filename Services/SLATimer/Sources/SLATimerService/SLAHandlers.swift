@@ -1,0 +1,360 @@
+import CSSCalendar
+import CSSModel
+import CSSPostgres
+import CSSRuntime
+import Foundation
+import Synchronization
+
+/// A customer's calendars and terms, built from its `customer.onboarded` data.
+struct CustomerTerms: Sendable {
+    var calendars: SLACalendars
+    var policy: SLAPolicy
+
+    /// - Throws: ``CommandRejection`` `invalid_field` when the profile cannot make a calendar
+    ///   (unknown zone, holidays that do not parse): intake refuses those, so it is a bug upstream.
+    static func build(profile: JSONValue) throws(CommandRejection) -> CustomerTerms {
+        guard let zone = profile["timeZone"]?.stringValue else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.timeZone", message: "customer.onboarded carries no timeZone")
+        }
+        // A region without statutory rules is accepted by intake only with the customer's own holidays (R-SLA-2).
+        let region = profile["supportRegion"]?.stringValue.flatMap { HolidayRegion.supportedCodes.contains($0) ? $0 : nil }
+        do {
+            var extra: [LocalDate] = []
+            for day in profile["extraHolidays"]?.arrayValue ?? [] {
+                if let text = day.stringValue { extra.append(try LocalDate(iso: text)) }
+            }
+            let ics = profile["holidayCalendar"]?.stringValue.map { [$0] } ?? []
+            let business = try CalendarSpec(kind: .business, timeZone: zone, region: region, extraHolidays: extra, icsHolidays: ics).build()
+            let always = try CalendarSpec(kind: .twentyFourSeven, timeZone: zone).build()
+            return CustomerTerms(calendars: SLACalendars(business: business, always: always), policy: try SLAPolicy.from(slaPolicy: profile["slaPolicy"]))
+        } catch let error as CalendarError {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "the customer's calendar cannot be built: \(error.message)")
+        } catch let error as CommandRejection {
+            throw error
+        } catch {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "\(error)")
+        }
+    }
+}
+
+/// Calendars per customer and onboarding version, built once: a calendar holds a century
+/// of zone offsets and holidays, far too much to rebuild per event.
+final class CustomerCache: Sendable {
+    private let entries = Mutex<[String: (version: Date, terms: CustomerTerms)]>([:])
+
+    func terms(_ customerId: String, store: SLAStore) throws -> CustomerTerms? {
+        guard let (profile, version) = try store.customer(customerId) else { return nil }
+        if let hit = entries.withLock({ $0[customerId] }), hit.version == version { return hit.terms }
+        let terms = try CustomerTerms.build(profile: profile)
+        entries.withLock { $0[customerId] = (version, terms) }
+        return terms
+    }
+}
+
+/// What the service's three handlers share: the customer cache and the clock logic.
+struct SLAEngine: Sendable {
+    let cache: CustomerCache
+    let clock: any CSSModel.Clock
+
+    static func timerKey(_ trackingNumber: String, _ target: SLATarget) -> String { "\(trackingNumber)/\(target.rawValue)" }
+
+    static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
+    /// The environment of a ticket: its customer's calendars, the terms its clocks started with,
+    /// the customer's exclusions. Nil while the customer is unknown.
+    func environment(_ row: SLATicketRow, store: SLAStore) throws -> SLAEnvironment? {
+        guard let customerId = row.customerId, let terms = try cache.terms(customerId, store: store) else { return nil }
+        return SLAEnvironment(calendars: terms.calendars, policy: row.policy ?? terms.policy,
+                              exclusions: try store.exclusions(of: customerId).map(\.range))
+    }
+
+    /// Folds the ticket's facts into its clocks and stores the result; the events to publish.
+    func advance(_ row: inout SLATicketRow, added: SLAInput?, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
+        let now = clock.now()
+        guard let receivedAt = row.receivedAt, let customerId = row.customerId, let env = try environment(row, store: store) else {
+            try store.save(row, at: now)
+            return []
+        }
+        let replayed: (TicketClock, [SLAEffect])?
+        do {
+            replayed = try TicketClock.replay(row.log, trackingNumber: row.trackingNumber, customerId: customerId, receivedAt: receivedAt,
+                                              previous: row.clock, added: added, now: Self.seconds(now), environment: env)
+        } catch {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "the ticket's clocks cannot be computed: \(error.message)")
+        }
+        guard let (clock, effects) = replayed else {
+            try store.save(row, at: now)
+            return []
+        }
+        row.clock = clock
+        row.policy = env.policy
+        try store.save(row, at: now)
+        return try apply(effects, trackingNumber: row.trackingNumber, now: now, context: context)
+    }
+
+    /// Arms and cancels the timers the effects ask for; returns the events.
+    func apply(_ effects: [SLAEffect], trackingNumber: String, now: Date, context: CommandContext) throws -> [CloudEvent] {
+        var events: [CloudEvent] = []
+        var arm: [DueTimer] = []
+        var cancel: [String] = []
+        for effect in effects {
+            switch effect {
+            case .publish(let type, let id, let data):
+                events.append(context.events.make(type, subject: trackingNumber, data: .object(data), time: now, id: id))
+            case .arm(let target, let at):
+                arm.append(DueTimer(key: Self.timerKey(trackingNumber, target), dueAt: Date(timeIntervalSince1970: TimeInterval(at))))
+            case .cancel(let target):
+                cancel.append(Self.timerKey(trackingNumber, target))
+            }
+        }
+        let timers = TimerStore(schema: SLASchema.name)
+        try timers.cancel(cancel, session: context.session)
+        try timers.arm(arm, now: now, session: context.session)
+        return events
+    }
+}
+
+/// The SLA service's reaction to other services' events: customers, classification,
+/// reclassification, transitions, excluded intervals.
+public struct SLAEvents: EventHandler {
+    let engine: SLAEngine
+
+    public var eventTypes: [String] {
+        [EventType.customerOnboarded, EventType.ticketClassified, EventType.ticketReclassified, EventType.ticketTransitioned,
+         EventType.slaExclusionAdded]
+    }
+
+    public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
+        let store = SLAStore(session: context.session)
+        switch event.type {
+        case EventType.customerOnboarded:
+            return try onboarded(event, store: store, context: context)
+        case EventType.slaExclusionAdded:
+            return try exclusionAdded(event, store: store, context: context)
+        default:
+            return try ticketFact(event, store: store, context: context)
+        }
+    }
+
+    /// A new customer, or new settings: tickets that waited for it start their clocks.
+    /// Running tickets keep the terms they started with.
+    func onboarded(_ event: CloudEvent, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
+        guard let id = event.data["customerId"]?.stringValue else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.customerId", message: "customer.onboarded carries no customerId")
+        }
+        _ = try CustomerTerms.build(profile: event.data) // refuse what cannot make a calendar before storing it
+        guard try store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
+        var events: [CloudEvent] = []
+        for number in try store.waitingTickets(of: id) {
+            var row = try store.ticket(number)
+            events += try engine.advance(&row, added: nil, store: store, context: context)
+        }
+        return events
+    }
+
+    /// `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`: one more fact in the ticket's log.
+    func ticketFact(_ event: CloudEvent, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
+        guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
+        }
+        let input = try Self.input(event)
+        var row = try store.ticket(number)
+        if row.log.contains(where: { $0.id == input.id }) { return [] }
+        if row.customerId == nil { row.customerId = event.data["customerId"]?.stringValue }
+        if input.kind == .classified {
+            guard let received = event.data["receivedAt"]?.stringValue.flatMap(RFC3339.parse) else {
+                throw CommandRejection(code: ErrorCode.missingField, field: "data.receivedAt", message: "ticket.classified carries no receivedAt")
+            }
+            guard row.clock == nil, !row.log.contains(where: { $0.kind == .classified }) else { return [] } // one classification per ticket
+            row.receivedAt = received
+            row.customerId = event.data["customerId"]?.stringValue ?? row.customerId
+        }
+        row.log.append(input)
+        return try engine.advance(&row, added: input, store: store, context: context)
+    }
+
+    static func input(_ event: CloudEvent) throws -> SLAInput {
+        func priority(_ key: String) throws -> Priority {
+            guard let raw = event.data[key]?.stringValue, let p = Priority(rawValue: raw) else {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "data.\(key)", message: "data.\(key) must be P1..P4")
+            }
+            return p
+        }
+        switch event.type {
+        case EventType.ticketClassified:
+            return SLAInput(kind: .classified, at: SLAInput.micros(event.data["receivedAt"]?.stringValue.flatMap(RFC3339.parse) ?? event.time),
+                            id: event.id, priority: try priority("priority"))
+        case EventType.ticketReclassified:
+            let at = event.data["at"]?.stringValue.flatMap(RFC3339.parse) ?? event.time
+            return SLAInput(kind: .reclassified, at: SLAInput.micros(at), id: event.id, priority: try priority("to"))
+        default:
+            guard let raw = event.data["action"]?.stringValue, let action = TicketAction(rawValue: raw) else {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "data.action", message: "data.action must be one of \(TicketAction.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let at = event.data["at"]?.stringValue.flatMap(RFC3339.parse) else {
+                throw CommandRejection(code: ErrorCode.missingField, field: "data.at", message: "ticket.transitioned carries no RFC 3339 time in data.at")
+            }
+            return SLAInput(kind: .transitioned, at: SLAInput.micros(at), id: event.id, action: action)
+        }
+    }
+
+    /// R-SLA-5: an interval that no longer counts toward the customer's restoration clocks.
+    func exclusionAdded(_ event: CloudEvent, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
+        let exclusion = try AddExclusion.parse(event.data, prefix: "data.").exclusion
+        guard let terms = try engine.cache.terms(exclusion.customerId, store: store) else {
+            throw CommandRejection(code: ErrorCode.unknownCustomer, field: "data.customerId", message: "no customer \(exclusion.customerId) is known to the SLA service")
+        }
+        // The command path records its exclusion before publishing, so "before" leaves this one out.
+        let before = try store.exclusions(of: exclusion.customerId).filter { $0.exclusionId != exclusion.exclusionId }.map(\.range)
+        switch try store.record(exclusion, at: engine.clock.now()) {
+        case .conflict(let existing):
+            throw CommandRejection(code: ErrorCode.conflict, field: "data.exclusionId",
+                                   message: "exclusion \(existing.exclusionId) already covers \(RFC3339.format(existing.start)) to \(RFC3339.format(existing.end))")
+        case .added, .same:
+            break
+        }
+        let after = try store.exclusions(of: exclusion.customerId).map(\.range)
+        let now = engine.clock.now()
+        var events: [CloudEvent] = []
+        for number in try store.openTickets(of: exclusion.customerId) {
+            var row = try store.ticket(number)
+            guard var clock = row.clock else { continue }
+            let policy = row.policy ?? terms.policy
+            let old = SLAEnvironment(calendars: terms.calendars, policy: policy, exclusions: before)
+            let new = SLAEnvironment(calendars: terms.calendars, policy: policy, exclusions: after)
+            let effects: [SLAEffect]
+            do {
+                effects = try clock.exclusionsChanged(cause: "\(exclusion.exclusionId)", old: old, now: SLAEngine.seconds(now), new)
+            } catch {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "the clocks cannot be computed: \(error.message)")
+            }
+            guard !effects.isEmpty else { continue }
+            row.clock = clock
+            try store.save(row, at: now)
+            events += try engine.apply(effects, trackingNumber: number, now: now, context: context)
+        }
+        return events
+    }
+}
+
+/// Fires thresholds (R-SLA-6) when a target's timer falls due.
+public struct SLATimers: TimerHandler {
+    let engine: SLAEngine
+
+    public func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent] {
+        let store = SLAStore(session: context.session)
+        var events: [CloudEvent] = []
+        for timer in timers {
+            let parts = timer.key.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let target = SLATarget(rawValue: parts[1]) else {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "timer", message: "timer key \(timer.key) names no ticket target")
+            }
+            var row = try store.ticket(parts[0])
+            guard var clock = row.clock, let env = try engine.environment(row, store: store) else { continue }
+            let effects: [SLAEffect]
+            do {
+                effects = try clock.fire(target, now: SLAEngine.seconds(now), env)
+            } catch {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "timer", message: "the clocks of \(parts[0]) cannot be computed: \(error.message)")
+            }
+            row.clock = clock
+            try store.save(row, at: now)
+            events += try engine.apply(effects, trackingNumber: parts[0], now: now, context: context)
+        }
+        return events
+    }
+}
+
+/// `sla.exclusion.add` (R-SLA-5): an operator, or change management, records an interval
+/// that does not count toward the customer's restoration clocks.
+public struct AddExclusion: Sendable, Equatable {
+    public var customerId: String
+    public var exclusionId: String
+    public var start: Date
+    public var end: Date
+    public var reason: String
+    public var changeId: String?
+    public var by: String?
+
+    public static let maximumSeconds: TimeInterval = 31 * 86400
+
+    var exclusion: Exclusion {
+        Exclusion(customerId: customerId, exclusionId: exclusionId, start: start, end: end, reason: reason, changeId: changeId)
+    }
+
+    public static func parse(_ body: JSONValue, prefix: String = "") throws(CommandRejection) -> AddExclusion {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let customerId = Identifier.read(r, "customerId")
+        let exclusionId = Identifier.read(r, "exclusionId")
+        let start = r.timestamp("start")
+        let end = r.timestamp("end")
+        let reason = r.string("reason", maxLength: 500)
+        let changeId = r.string("changeId", required: false, maxLength: 64)
+        let by = r.string("by", required: prefix.isEmpty, maxLength: 254)
+        if let start, let end {
+            if end <= start {
+                errors.add(ErrorCode.invalidField, "end", "end must be after start")
+            } else if end.timeIntervalSince(start) > maximumSeconds {
+                errors.add(ErrorCode.invalidField, "end", "an exclusion may last at most 31 days")
+            }
+        }
+        try errors.throwIfAny()
+        return AddExclusion(customerId: customerId!, exclusionId: exclusionId!, start: start!, end: end!, reason: reason!, changeId: changeId, by: by)
+    }
+
+    var eventData: JSONValue {
+        ["customerId": .string(customerId), "exclusionId": .string(exclusionId), "start": .string(RFC3339.format(start)),
+         "end": .string(RFC3339.format(end)), "reason": .string(reason), "changeId": .optional(changeId), "by": .optional(by)]
+    }
+}
+
+/// The SLA service's commands.
+public struct SLACommands: CommandHandler {
+    let engine: SLAEngine
+
+    public var commandNames: [String] { [CommandName.slaExclusionAdd] }
+
+    public func isReadOnly(_ command: String) -> Bool { false }
+
+    public func orderingKeys(_ command: IncomingCommand) -> [OrderingKey] {
+        command.body["customerId"]?.stringValue.map { [.shared("customer:\($0)")] } ?? []
+    }
+
+    public func handle(_ command: IncomingCommand, context: CommandContext) throws -> CommandOutcome {
+        let add = try AddExclusion.parse(command.body)
+        let store = SLAStore(session: context.session)
+        guard try store.customer(add.customerId) != nil else {
+            throw CommandRejection(code: ErrorCode.unknownCustomer, field: "customerId", message: "no customer \(add.customerId) is known to the SLA service")
+        }
+        let result: JSONValue = ["exclusionId": .string(add.exclusionId)]
+        switch try store.record(add.exclusion, at: command.receivedAt) {
+        case .conflict(let existing):
+            throw CommandRejection(code: ErrorCode.conflict, field: "exclusionId",
+                                   message: "exclusion \(existing.exclusionId) already covers \(RFC3339.format(existing.start)) to \(RFC3339.format(existing.end))")
+        case .same:
+            return CommandOutcome(result: result) // the same exclusion again: nothing new to say
+        case .added:
+            break
+        }
+        // Recorded here so a second command for the id is decided at once; the clocks move when the
+        // service's own event consumer applies the event, the same path as one from change management.
+        let event = context.events.make(EventType.slaExclusionAdded, subject: add.customerId, data: add.eventData,
+                                        id: "sla:exclusion:\(add.customerId):\(add.exclusionId)")
+        return CommandOutcome(result: result, events: [event])
+    }
+}
+
+/// The three handlers of the `sla` service, sharing one customer cache.
+public struct SLAHandlers: Sendable {
+    public let commands: SLACommands
+    public let events: SLAEvents
+    public let timers: SLATimers
+
+    public init(clock: any CSSModel.Clock) {
+        let engine = SLAEngine(cache: CustomerCache(), clock: clock)
+        commands = SLACommands(engine: engine)
+        events = SLAEvents(engine: engine)
+        timers = SLATimers(engine: engine)
+    }
+}

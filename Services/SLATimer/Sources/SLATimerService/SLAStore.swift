@@ -1,0 +1,124 @@
+import CSSCalendar
+import CSSModel
+import CSSPostgres
+import CSSRuntime
+import Foundation
+
+/// One ticket as the SLA service keeps it.
+struct SLATicketRow {
+    var trackingNumber: String
+    var customerId: String?
+    var receivedAt: Date?
+    var log: [SLAInput]
+    var policy: SLAPolicy?
+    var clock: TicketClock?
+    var exists: Bool
+}
+
+/// An excluded interval of a customer (R-SLA-5).
+struct Exclusion: Equatable {
+    var customerId: String
+    var exclusionId: String
+    var start: Date
+    var end: Date
+    var reason: String
+    var changeId: String?
+
+    var range: InstantRange {
+        InstantRange(start: Int64(start.timeIntervalSince1970.rounded(.down)), end: Int64(end.timeIntervalSince1970.rounded(.up)))
+    }
+}
+
+/// The `sla` schema's statements; runs inside the caller's transaction.
+struct SLAStore {
+    let session: PostgresSession
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
+
+    // MARK: Customers
+
+    func customer(_ id: String) throws -> (profile: JSONValue, version: Date)? {
+        guard let r = try session.query("SELECT profile::text, version FROM sla.customers WHERE customer_id = $1", [.string(id)]).first else { return nil }
+        return (try JSONValue.parse(try r.string(0)), try r.date(1))
+    }
+
+    /// Keeps the newest onboarding by event time; returns whether this one was newer.
+    func upsertCustomer(_ id: String, profile: JSONValue, version: Date) throws -> Bool {
+        try session.execute("""
+            INSERT INTO sla.customers (customer_id, profile, version) VALUES ($1, $2, $3)
+            ON CONFLICT (customer_id) DO UPDATE SET profile = excluded.profile, version = excluded.version
+            WHERE sla.customers.version < excluded.version
+            """, [.string(id), .json(profile.jsonText), .date(version)]) == 1
+    }
+
+    // MARK: Exclusions
+
+    func exclusions(of customerId: String) throws -> [Exclusion] {
+        try session.query("""
+            SELECT exclusion_id, starts_at, ends_at, reason, change_id FROM sla.exclusions WHERE customer_id = $1 ORDER BY starts_at
+            """, [.string(customerId)]).map { r in
+            Exclusion(customerId: customerId, exclusionId: try r.string(0), start: try r.date(1), end: try r.date(2),
+                      reason: try r.string(3), changeId: try r.optionalString(4))
+        }
+    }
+
+    enum Recorded { case added, same, conflict(Exclusion) }
+
+    /// Records an exclusion once: the same id again with the same window is the same exclusion.
+    func record(_ e: Exclusion, at now: Date) throws -> Recorded {
+        let inserted = try session.execute("""
+            INSERT INTO sla.exclusions (customer_id, exclusion_id, starts_at, ends_at, reason, change_id, added_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+            """, [.string(e.customerId), .string(e.exclusionId), .date(e.start), .date(e.end), .string(e.reason), .optional(e.changeId), .date(now)])
+        if inserted == 1 { return .added }
+        guard let existing = try exclusions(of: e.customerId).first(where: { $0.exclusionId == e.exclusionId }) else { return .added }
+        return existing.range == e.range ? .same : .conflict(existing)
+    }
+
+    // MARK: Tickets
+
+    func ticket(_ number: String) throws -> SLATicketRow {
+        guard let r = try session.query("""
+            SELECT customer_id, received_at, log::text, policy::text, clock::text FROM sla.tickets WHERE tracking_number = $1 FOR UPDATE
+            """, [.string(number)]).first else {
+            return SLATicketRow(trackingNumber: number, customerId: nil, receivedAt: nil, log: [], policy: nil, clock: nil, exists: false)
+        }
+        return SLATicketRow(
+            trackingNumber: number, customerId: try r.optionalString(0), receivedAt: try r.optionalDate(1),
+            log: try Self.decode([SLAInput].self, try r.string(2)),
+            policy: try r.optionalString(3).map { try Self.decode(SLAPolicy.self, $0) },
+            clock: try r.optionalString(4).map { try Self.decode(TicketClock.self, $0) }, exists: true)
+    }
+
+    func save(_ row: SLATicketRow, at now: Date) throws {
+        let open = row.clock.map { $0.targets.contains { !$0.isStopped } } ?? false
+        try session.execute("""
+            INSERT INTO sla.tickets (tracking_number, customer_id, received_at, log, policy, clock, open, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (tracking_number) DO UPDATE SET customer_id = excluded.customer_id, received_at = excluded.received_at,
+                log = excluded.log, policy = excluded.policy, clock = excluded.clock, open = excluded.open, updated_at = excluded.updated_at
+            """, [.string(row.trackingNumber), .optional(row.customerId), .optional(row.receivedAt), .json(try Self.encode(row.log)),
+                  row.policy.map { .json(try Self.encode($0)) } ?? .null, row.clock.map { .json(try Self.encode($0)) } ?? .null,
+                  .bool(open), .date(now)])
+    }
+
+    /// Tickets of a customer whose clocks could not start because the customer was unknown.
+    func waitingTickets(of customerId: String) throws -> [String] {
+        try session.query("SELECT tracking_number FROM sla.tickets WHERE customer_id = $1 AND clock IS NULL ORDER BY tracking_number",
+                          [.string(customerId)]).map { try $0.string(0) }
+    }
+
+    /// Tickets of a customer with a target still running or paused.
+    func openTickets(of customerId: String) throws -> [String] {
+        try session.query("SELECT tracking_number FROM sla.tickets WHERE customer_id = $1 AND open ORDER BY tracking_number",
+                          [.string(customerId)]).map { try $0.string(0) }
+    }
+
+    static func encode(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try decoder.decode(type, from: Data(text.utf8))
+    }
+}
