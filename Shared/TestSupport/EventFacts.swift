@@ -1,0 +1,59 @@
+import CSSModel
+import Foundation
+
+/// Intake's facts as another replica could deliver them: late, early, twice.
+public struct IntakeFacts {
+    public var customerId = "acme"
+
+    public init(customerId: String = "acme") {
+        self.customerId = customerId
+    }
+
+    public func onboarded(at time: Date, catalogue: [String] = ["password-reset"], extra: JSONObject = [:]) -> CloudEvent {
+        var data: JSONObject = [
+            "customerId": .string(customerId), "name": "Acme Corp", "timeZone": "Europe/Paris", "supportRegion": "FR", "team": "cloud-ops",
+            "contractYearStart": "2026-01-01", "contacts": [["email": "ana@acme.example", "name": "Ana", "primary": true]],
+            "changeContacts": [], "catalogue": .array(catalogue.map { .string($0) }), "quotas": ["standard": 10, "nonStandard": 1], "created": true,
+        ]
+        for (k, v) in extra { data[k] = v }
+        return CloudEvent(id: UUID().uuidString, type: EventType.customerOnboarded, source: "/css/intake", time: time, subject: customerId, data: .object(data))
+    }
+
+    public func received(_ number: String, kind: String = "incident", impact: String? = "outage", catalogItem: String? = nil, at: Date = Date()) -> CloudEvent {
+        var data: JSONObject = [
+            "trackingNumber": .string(number), "customerId": .string(customerId), "kind": .string(kind), "environment": "production",
+            "channel": "api", "receivedAt": .string(RFC3339.format(at)), "phoneRequired": false, "contactEmail": "ana@acme.example",
+            "summary": "Portal down",
+        ]
+        data["impact"] = .optional(impact)
+        data["catalogItem"] = .optional(catalogItem)
+        return CloudEvent(id: UUID().uuidString, type: EventType.ticketReceived, source: "/css/intake", time: at, subject: number, data: .object(data))
+    }
+
+    public func transitioned(_ number: String, _ action: String, status: String, at: Date) -> CloudEvent {
+        CloudEvent(id: UUID().uuidString, type: EventType.ticketTransitioned, source: "/css/intake", time: at, subject: number, data: [
+            "trackingNumber": .string(number), "action": .string(action), "status": .string(status), "by": "eng@vendor.example",
+            "at": .string(RFC3339.format(at)), "customerId": .string(customerId)])
+    }
+}
+
+/// Classification's facts, as the SLA service consumes them.
+public struct ClassificationFacts {
+    public var customerId = "acme"
+
+    public init(customerId: String = "acme") {
+        self.customerId = customerId
+    }
+
+    public func classified(_ number: String, priority: String, receivedAt: Date, at: Date? = nil) -> CloudEvent {
+        CloudEvent(id: UUID().uuidString, type: EventType.ticketClassified, source: "/css/classification", time: at ?? receivedAt, subject: number, data: [
+            "trackingNumber": .string(number), "customerId": .string(customerId), "priority": .string(priority), "requestedPriority": .null,
+            "requestClass": .null, "dispatch": "success_services", "receivedAt": .string(RFC3339.format(receivedAt))])
+    }
+
+    public func reclassified(_ number: String, from: String, to: String, at: Date) -> CloudEvent {
+        CloudEvent(id: UUID().uuidString, type: EventType.ticketReclassified, source: "/css/classification", time: at, subject: number, data: [
+            "trackingNumber": .string(number), "customerId": .string(customerId), "from": .string(from), "to": .string(to),
+            "reason": "test", "by": "sam@vendor.example", "at": .string(RFC3339.format(at))])
+    }
+}
