@@ -60,21 +60,12 @@ struct SLAEngine: Sendable {
 
     static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
 
-    /// The environment of a ticket: its customer's calendars, the terms its clocks started with,
-    /// the customer's exclusions. Nil while the customer is unknown.
-    func environment(_ row: SLATicketRow, store: SLAStore) throws -> SLAEnvironment? {
-        guard let customerId = row.customerId, let terms = try cache.terms(customerId, store: store) else { return nil }
-        return SLAEnvironment(calendars: terms.calendars, policy: row.policy ?? terms.policy,
-                              exclusions: try store.exclusions(of: customerId).map(\.range))
-    }
-
-    /// Folds the ticket's facts into its clocks and stores the result; the events to publish.
-    func advance(_ row: inout SLATicketRow, added: SLAInput?, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
-        let now = clock.now()
-        guard let receivedAt = row.receivedAt, let customerId = row.customerId, let env = try environment(row, store: store) else {
-            try store.save(row, at: now)
-            return []
-        }
+    /// Folds the ticket's facts into its clocks (no I/O); the effects to carry out. Leaves the
+    /// row untouched when it throws, so a refused fact writes nothing.
+    func step(_ row: inout SLATicketRow, added: SLAInput?, now: Date, customers: inout CustomerLookup) throws -> [SLAEffect] {
+        guard let receivedAt = row.receivedAt, let customerId = row.customerId,
+              let (terms, exclusions) = try customers.get(customerId) else { return [] }
+        let env = SLAEnvironment(calendars: terms.calendars, policy: row.policy ?? terms.policy, exclusions: exclusions)
         let replayed: (TicketClock, [SLAEffect])?
         do {
             replayed = try TicketClock.replay(row.log, trackingNumber: row.trackingNumber, customerId: customerId, receivedAt: receivedAt,
@@ -82,35 +73,64 @@ struct SLAEngine: Sendable {
         } catch {
             throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "the ticket's clocks cannot be computed: \(error.message)")
         }
-        guard let (clock, effects) = replayed else {
-            try store.save(row, at: now)
-            return []
-        }
+        guard let (clock, effects) = replayed else { return [] }
         row.clock = clock
         row.policy = env.policy
-        try store.save(row, at: now)
-        return try apply(effects, trackingNumber: row.trackingNumber, now: now, context: context)
+        return effects
+    }
+}
+
+/// Customers' terms and exclusions, read once per unit of work.
+struct CustomerLookup {
+    let cache: CustomerCache
+    let store: SLAStore
+    private var seen: [String: (CustomerTerms, [InstantRange])?] = [:]
+
+    init(cache: CustomerCache, store: SLAStore) {
+        self.cache = cache
+        self.store = store
     }
 
-    /// Arms and cancels the timers the effects ask for; returns the events.
-    func apply(_ effects: [SLAEffect], trackingNumber: String, now: Date, context: CommandContext) throws -> [CloudEvent] {
+    mutating func get(_ customerId: String) throws -> (CustomerTerms, [InstantRange])? {
+        if let hit = seen[customerId] { return hit }
+        let found = try cache.terms(customerId, store: store).map { ($0, try store.exclusions(of: customerId).map(\.range)) }
+        seen[customerId] = found
+        return found
+    }
+}
+
+/// The effects of a unit of work, carried out together: one statement for the timers armed,
+/// one for those cancelled, whatever the number of tickets.
+struct EffectSink {
+    let now: Date
+    let factory: EventFactory
+    private var timers: [String: Date?] = [:]
+
+    init(now: Date, factory: EventFactory) {
+        self.now = now
+        self.factory = factory
+    }
+
+    /// Records the timer changes; returns the events.
+    mutating func take(_ effects: [SLAEffect], trackingNumber: String) -> [CloudEvent] {
         var events: [CloudEvent] = []
-        var arm: [DueTimer] = []
-        var cancel: [String] = []
         for effect in effects {
             switch effect {
             case .publish(let type, let id, let data):
-                events.append(context.events.make(type, subject: trackingNumber, data: .object(data), time: now, id: id))
+                events.append(factory.make(type, subject: trackingNumber, data: .object(data), time: now, id: id))
             case .arm(let target, let at):
-                arm.append(DueTimer(key: Self.timerKey(trackingNumber, target), dueAt: Date(timeIntervalSince1970: TimeInterval(at))))
+                timers[SLAEngine.timerKey(trackingNumber, target)] = Date(timeIntervalSince1970: TimeInterval(at))
             case .cancel(let target):
-                cancel.append(Self.timerKey(trackingNumber, target))
+                timers[SLAEngine.timerKey(trackingNumber, target)] = .some(nil)
             }
         }
-        let timers = TimerStore(schema: SLASchema.name)
-        try timers.cancel(cancel, session: context.session)
-        try timers.arm(arm, now: now, session: context.session)
         return events
+    }
+
+    func flush(_ session: PostgresSession) throws {
+        let store = TimerStore(schema: SLASchema.name)
+        try store.cancel(timers.filter { $0.value == nil }.map(\.key).sorted(), session: session)
+        try store.arm(timers.compactMap { k, v in v.map { DueTimer(key: k, dueAt: $0) } }.sorted { $0.key < $1.key }, now: now, session: session)
     }
 }
 
@@ -124,6 +144,11 @@ public struct SLAEvents: EventHandler {
          EventType.slaExclusionAdded]
     }
 
+    /// Ticket facts go set-wise: one read, one write and one timer statement per batch.
+    public func handlesInBatches(_ type: String) -> Bool {
+        type == EventType.ticketClassified || type == EventType.ticketReclassified || type == EventType.ticketTransitioned
+    }
+
     public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
         let store = SLAStore(session: context.session)
         switch event.type {
@@ -132,7 +157,10 @@ public struct SLAEvents: EventHandler {
         case EventType.slaExclusionAdded:
             return try exclusionAdded(event, store: store, context: context)
         default:
-            return try ticketFact(event, store: store, context: context)
+            switch try handleBatch([event], context: context)[0] {
+            case .success(let events): return events
+            case .failure(let rejection): throw rejection
+            }
         }
     }
 
@@ -144,33 +172,72 @@ public struct SLAEvents: EventHandler {
         }
         _ = try CustomerTerms.build(profile: event.data) // refuse what cannot make a calendar before storing it
         guard try store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
+        let now = engine.clock.now()
+        var customers = CustomerLookup(cache: engine.cache, store: store)
+        var sink = EffectSink(now: now, factory: context.events)
+        var rows = try store.tickets(try store.waitingTickets(of: id))
         var events: [CloudEvent] = []
-        for number in try store.waitingTickets(of: id) {
-            var row = try store.ticket(number)
-            events += try engine.advance(&row, added: nil, store: store, context: context)
+        for number in rows.keys.sorted() {
+            events += sink.take(try engine.step(&rows[number]!, added: nil, now: now, customers: &customers), trackingNumber: number)
         }
+        try store.save(rows.values.filter { $0.clock != nil }, at: now)
+        try sink.flush(context.session)
         return events
     }
 
-    /// `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`: one more fact in the ticket's log.
-    func ticketFact(_ event: CloudEvent, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
-        guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
-            throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
+    /// `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`: one more fact in each ticket's log.
+    /// Everything that can refuse a fact is decided before anything is written.
+    public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        let store = SLAStore(session: context.session)
+        let now = engine.clock.now()
+        var rows = try store.tickets(Set(events.compactMap { $0.data["trackingNumber"]?.stringValue ?? $0.subject }))
+        var customers = CustomerLookup(cache: engine.cache, store: store)
+        var sink = EffectSink(now: now, factory: context.events)
+        var changed = Set<String>()
+        var results: [Result<[CloudEvent], CommandRejection>] = []
+        for event in events {
+            do {
+                guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
+                    throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
+                }
+                var row = rows[number]!
+                guard let input = try Self.learn(event, into: &row) else {
+                    results.append(.success([]))
+                    continue
+                }
+                let effects = try engine.step(&row, added: input, now: now, customers: &customers)
+                rows[number] = row
+                changed.insert(number)
+                results.append(.success(sink.take(effects, trackingNumber: number)))
+            } catch let rejection as CommandRejection {
+                results.append(.failure(rejection))
+            }
         }
+        try store.save(changed.sorted().map { rows[$0]! }, at: now)
+        try sink.flush(context.session)
+        return results
+    }
+
+    /// Adds the event's fact to the row's log; nil when the row already has it (redelivery)
+    /// or it changes nothing (a second classification).
+    static func learn(_ event: CloudEvent, into row: inout SLATicketRow) throws -> SLAInput? {
         let input = try Self.input(event)
-        var row = try store.ticket(number)
-        if row.log.contains(where: { $0.id == input.id }) { return [] }
-        if row.customerId == nil { row.customerId = event.data["customerId"]?.stringValue }
+        if row.log.contains(where: { $0.id == input.id }) { return nil }
         if input.kind == .classified {
             guard let received = event.data["receivedAt"]?.stringValue.flatMap(RFC3339.parse) else {
-                throw CommandRejection(code: ErrorCode.missingField, field: "data.receivedAt", message: "ticket.classified carries no receivedAt")
+                throw CommandRejection(code: ErrorCode.missingField, field: "data.receivedAt", message: "ticket.classified carries no RFC 3339 receivedAt")
             }
-            guard row.clock == nil, !row.log.contains(where: { $0.kind == .classified }) else { return [] } // one classification per ticket
+            guard !row.log.contains(where: { $0.kind == .classified }) else { return nil } // one classification per ticket
             row.receivedAt = received
             row.customerId = event.data["customerId"]?.stringValue ?? row.customerId
+        } else if row.customerId == nil {
+            row.customerId = event.data["customerId"]?.stringValue
+        }
+        guard row.customerId != nil || input.kind != .classified else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.customerId", message: "ticket.classified carries no customerId")
         }
         row.log.append(input)
-        return try engine.advance(&row, added: input, store: store, context: context)
+        return input
     }
 
     static func input(_ event: CloudEvent) throws -> SLAInput {
@@ -215,9 +282,11 @@ public struct SLAEvents: EventHandler {
         }
         let after = try store.exclusions(of: exclusion.customerId).map(\.range)
         let now = engine.clock.now()
+        var sink = EffectSink(now: now, factory: context.events)
         var events: [CloudEvent] = []
-        for number in try store.openTickets(of: exclusion.customerId) {
-            var row = try store.ticket(number)
+        var changed: [SLATicketRow] = []
+        for row in try store.tickets(try store.openTickets(of: exclusion.customerId)).values.sorted(by: { $0.trackingNumber < $1.trackingNumber }) {
+            var row = row
             guard var clock = row.clock else { continue }
             let policy = row.policy ?? terms.policy
             let old = SLAEnvironment(calendars: terms.calendars, policy: policy, exclusions: before)
@@ -230,9 +299,11 @@ public struct SLAEvents: EventHandler {
             }
             guard !effects.isEmpty else { continue }
             row.clock = clock
-            try store.save(row, at: now)
-            events += try engine.apply(effects, trackingNumber: number, now: now, context: context)
+            changed.append(row)
+            events += sink.take(effects, trackingNumber: row.trackingNumber)
         }
+        try store.save(changed, at: now)
+        try sink.flush(context.session)
         return events
     }
 }
@@ -243,24 +314,36 @@ public struct SLATimers: TimerHandler {
 
     public func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent] {
         let store = SLAStore(session: context.session)
-        var events: [CloudEvent] = []
+        var due: [(number: String, target: SLATarget)] = []
         for timer in timers {
             let parts = timer.key.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2, let target = SLATarget(rawValue: parts[1]) else {
                 throw CommandRejection(code: ErrorCode.invalidField, field: "timer", message: "timer key \(timer.key) names no ticket target")
             }
-            var row = try store.ticket(parts[0])
-            guard var clock = row.clock, let env = try engine.environment(row, store: store) else { continue }
+            due.append((parts[0], target))
+        }
+        var rows = try store.tickets(Set(due.map(\.number)))
+        var customers = CustomerLookup(cache: engine.cache, store: store)
+        var sink = EffectSink(now: now, factory: context.events)
+        var events: [CloudEvent] = []
+        var changed = Set<String>()
+        for (number, target) in due {
+            guard var row = rows[number], var clock = row.clock, let customerId = row.customerId,
+                  let (terms, exclusions) = try customers.get(customerId) else { continue }
+            let env = SLAEnvironment(calendars: terms.calendars, policy: row.policy ?? terms.policy, exclusions: exclusions)
             let effects: [SLAEffect]
             do {
                 effects = try clock.fire(target, now: SLAEngine.seconds(now), env)
             } catch {
-                throw CommandRejection(code: ErrorCode.invalidField, field: "timer", message: "the clocks of \(parts[0]) cannot be computed: \(error.message)")
+                throw CommandRejection(code: ErrorCode.invalidField, field: "timer", message: "the clocks of \(number) cannot be computed: \(error.message)")
             }
             row.clock = clock
-            try store.save(row, at: now)
-            events += try engine.apply(effects, trackingNumber: parts[0], now: now, context: context)
+            rows[number] = row
+            changed.insert(number)
+            events += sink.take(effects, trackingNumber: number)
         }
+        try store.save(changed.sorted().map { rows[$0]! }, at: now)
+        try sink.flush(context.session)
         return events
     }
 }

@@ -78,28 +78,54 @@ struct SLAStore {
     // MARK: Tickets
 
     func ticket(_ number: String) throws -> SLATicketRow {
-        guard let r = try session.query("""
-            SELECT customer_id, received_at, log::text, policy::text, clock::text FROM sla.tickets WHERE tracking_number = $1 FOR UPDATE
-            """, [.string(number)]).first else {
-            return SLATicketRow(trackingNumber: number, customerId: nil, receivedAt: nil, log: [], policy: nil, clock: nil, exists: false)
+        try tickets([number])[number]!
+    }
+
+    /// The tickets, locked for this transaction; a number not stored yet gets an empty row.
+    func tickets(_ numbers: some Collection<String>) throws -> [String: SLATicketRow] {
+        var rows: [String: SLATicketRow] = [:]
+        for n in numbers { rows[n] = SLATicketRow(trackingNumber: n, customerId: nil, receivedAt: nil, log: [], policy: nil, clock: nil, exists: false) }
+        let found = try session.query("""
+            SELECT tracking_number, customer_id, received_at, log::text, policy::text, clock::text FROM sla.tickets
+            WHERE tracking_number = ANY($1::text[]) ORDER BY tracking_number FOR UPDATE
+            """, [PostgresArray.text(Array(rows.keys))])
+        for r in found {
+            let number = try r.string(0)
+            rows[number] = SLATicketRow(
+                trackingNumber: number, customerId: try r.optionalString(1), receivedAt: try r.optionalDate(2),
+                log: try Self.decode([SLAInput].self, try r.string(3)),
+                policy: try r.optionalString(4).map { try Self.decode(SLAPolicy.self, $0) },
+                clock: try r.optionalString(5).map { try Self.decode(TicketClock.self, $0) }, exists: true)
         }
-        return SLATicketRow(
-            trackingNumber: number, customerId: try r.optionalString(0), receivedAt: try r.optionalDate(1),
-            log: try Self.decode([SLAInput].self, try r.string(2)),
-            policy: try r.optionalString(3).map { try Self.decode(SLAPolicy.self, $0) },
-            clock: try r.optionalString(4).map { try Self.decode(TicketClock.self, $0) }, exists: true)
+        return rows
     }
 
     func save(_ row: SLATicketRow, at now: Date) throws {
-        let open = row.clock.map { $0.targets.contains { !$0.isStopped } } ?? false
+        try save([row], at: now)
+    }
+
+    /// Stores the rows in one statement.
+    func save(_ rows: [SLATicketRow], at now: Date) throws {
+        guard !rows.isEmpty else { return }
+        var numbers: [String] = [], customers: [String?] = [], received: [String?] = [], logs: [String] = []
+        var policies: [String?] = [], clocks: [String?] = [], open: [String] = []
+        for row in rows {
+            numbers.append(row.trackingNumber)
+            customers.append(row.customerId)
+            received.append(row.receivedAt.map(RFC3339.format))
+            logs.append(try Self.encode(row.log))
+            policies.append(try row.policy.map { try Self.encode($0) })
+            clocks.append(try row.clock.map { try Self.encode($0) })
+            open.append(row.clock.map { $0.targets.contains { !$0.isStopped } } ?? false ? "true" : "false")
+        }
         try session.execute("""
             INSERT INTO sla.tickets (tracking_number, customer_id, received_at, log, policy, clock, open, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            SELECT n, c, r, l::jsonb, p::jsonb, k::jsonb, o, $8
+            FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::boolean[]) AS u(n, c, r, l, p, k, o)
             ON CONFLICT (tracking_number) DO UPDATE SET customer_id = excluded.customer_id, received_at = excluded.received_at,
                 log = excluded.log, policy = excluded.policy, clock = excluded.clock, open = excluded.open, updated_at = excluded.updated_at
-            """, [.string(row.trackingNumber), .optional(row.customerId), .optional(row.receivedAt), .json(try Self.encode(row.log)),
-                  row.policy.map { .json(try Self.encode($0)) } ?? .null, row.clock.map { .json(try Self.encode($0)) } ?? .null,
-                  .bool(open), .date(now)])
+            """, [PostgresArray.text(numbers), PostgresArray.text(customers), PostgresArray.text(received), PostgresArray.text(logs),
+                  PostgresArray.text(policies), PostgresArray.text(clocks), PostgresArray.text(open), .date(now)])
     }
 
     /// Tickets of a customer whose clocks could not start because the customer was unknown.
