@@ -99,7 +99,8 @@ public final class ServiceHost: Service, Sendable {
     }
 
     public func run() async throws {
-        let client = PostgresClient(configuration: settings.database, size: settings.workers + 1, logger: logger)
+        // One connection per worker, one for the event consumer, one for the timer loop (its LISTEN has its own).
+        let client = PostgresClient(configuration: settings.database, size: settings.workers + 1 + (timerHandler == nil ? 0 : 1), logger: logger)
         let applied = try await Migrator(schema: schema, migrations: migrations).migrate(client: client, logger: logger)
         logger.info("database ready", metadata: ["db.schema": "\(schema)", "db.applied": "\(applied)"])
 
