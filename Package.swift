@@ -41,6 +41,9 @@ let package = Package(
         // Reliable messaging and the service runtime: inbox, outbox, command processing, lifecycle.
         .target(name: "CSSRuntime", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSSupport", logging, lifecycle], path: "Shared/Runtime"),
         .testTarget(name: "RuntimeTests", dependencies: ["CSSRuntime", "CSSModel"], path: "Tests/RuntimeTests"),
+        // Integration tests of the runtime's durable timers against the real PostgreSQL (and RabbitMQ for the relay).
+        .testTarget(name: "RuntimeIntegrationTests", dependencies: ["CSSRuntime", "CSSModel", "CSSAMQP", "CSSPostgres", "CSSTestSupport", "CSSSupport", logging],
+                    path: "Tests/RuntimeIntegrationTests"),
 
         // What integration tests share: fresh vhosts and databases, service processes, a contract client.
         .target(name: "CSSTestSupport", dependencies: ["CSSModel", "CSSAMQP", "CSSPostgres", "CSSRuntime", "CSSSupport", logging], path: "Shared/TestSupport"),

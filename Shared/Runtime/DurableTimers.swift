@@ -97,11 +97,15 @@ public struct TimerStore: Sendable {
     }
 
     /// Parks a timer whose handler fails permanently: kept, with the reason, never due again.
-    func park(_ timer: DueTimer, reason: String, now: Date, session: PostgresSession) throws {
+    ///
+    /// Only that arming of that key: if the key was re-armed (another due time) or cancelled
+    /// since it failed, there is nothing to park. Waits for a process that is firing it.
+    /// - Returns: whether a timer was parked.
+    @discardableResult
+    func park(_ timer: DueTimer, reason: String, session: PostgresSession) throws -> Bool {
         try session.execute("""
-            INSERT INTO \(schema).timers (key, due_at, payload, armed_at, failure) VALUES ($1, $2, $3::jsonb, $4, $5)
-            ON CONFLICT (key) DO UPDATE SET failure = excluded.failure
-            """, [.string(timer.key), .date(timer.dueAt), .string(timer.payload.jsonText), .date(now), .string(StorableText.escaped(reason))])
+            UPDATE \(schema).timers SET failure = $3 WHERE key = $1 AND due_at = $2 AND failure IS NULL
+            """, [.string(timer.key), .date(timer.dueAt), .string(StorableText.escaped(reason))]) > 0
     }
 
     /// The earliest due time, if any timer is armed.
@@ -137,7 +141,14 @@ public final class TimerLoop: Sendable {
     let batchSize: Int
     let maxSleep: Duration
     private let wakeup = Wakeup()
+    /// Begun by ``stop()`` (and so by the host's shutdown): a unit of work that keeps failing
+    /// transiently gives up, leaving its timers due, instead of keeping `run()` from ending.
+    private let stopping = ShutdownSignal()
     private let counters = Mutex<(fired: Int, parked: Int)>((0, 0))
+
+    /// How soon a loop looks again at due timers another process holds (their rows locked by
+    /// its firing transaction): neither that commit nor its rollback sends a NOTIFY.
+    static let heldTimerPoll: Duration = .milliseconds(100)
 
     public init(service: String, schema: String, handler: any TimerHandler, client: PostgresClient, listenConfiguration: PostgresConfiguration,
                 relay: OutboxRelay, clock: any CSSModel.Clock, logger: Logger, shutdown: ShutdownSignal,
@@ -152,7 +163,7 @@ public final class TimerLoop: Sendable {
         self.clock = clock
         self.logger = logger
         self.shutdown = shutdown
-        self.retry = RetryLoop(shutdown: shutdown, logger: logger)
+        self.retry = RetryLoop(shutdown: stopping, logger: logger)
         self.batchSize = batchSize
         self.maxSleep = maxSleep
     }
@@ -161,15 +172,31 @@ public final class TimerLoop: Sendable {
     public var fired: Int { counters.withLock { $0.fired } }
     public var parked: Int { counters.withLock { $0.parked } }
 
-    /// Ends the loop (and its listener) after the firing in progress.
+    /// Ends the loop (and its listener) after the firing in progress; a firing that is
+    /// being retried after a transient failure is given up and stays due.
     public func stop() {
+        stopping.begin()
         wakeup.close()
     }
 
+    /// Fires timers until ``stop()``, the shutdown signal, or cancellation of the calling task.
     public func run() async {
+        let shutdownWatch = Task { [shutdown] in
+            // Returns when shutdown begins, or when cancelled below.
+            await shutdown.sleep(for: .seconds(366 * 86_400))
+            if shutdown.hasBegun { self.stop() }
+        }
+        await withTaskCancellationHandler {
+            await fireUntilStopped()
+        } onCancel: {
+            stop()
+        }
+        shutdownWatch.cancel()
+    }
+
+    private func fireUntilStopped() async {
         let listener = Task { await listen() }
-        defer { listener.cancel() }
-        while !shutdown.hasBegun, !wakeup.isClosed {
+        firing: while !shutdown.hasBegun, !wakeup.isClosed {
             let now = clock.now()
             let fired: Int
             switch await retry.run("timer batch", { try await self.fireDue(now: now) }) {
@@ -177,14 +204,16 @@ public final class TimerLoop: Sendable {
                 fired = count
                 await relay.deliver(rows)
             case .abandoned:
-                return
+                break firing
             case .permanent(let error):
                 logger.warning("timer batch failed permanently; firing its timers one at a time", metadata: ["error.message": "\(error)"])
                 fired = await fireOneByOne(now: now)
             }
             if fired >= batchSize { continue }
-            await sleepUntilNextDue()
+            await sleepUntilNextDue(claimedAt: now, fired: fired)
         }
+        // Cancelled, the listener does not sit out a backoff between connection attempts.
+        listener.cancel()
         _ = await listener.value
     }
 
@@ -206,10 +235,16 @@ public final class TimerLoop: Sendable {
     func fireOneByOne(now: Date) async -> Int {
         let store = self.store, handler = self.handler, outbox = self.outbox, events = self.events
         var done = 0
-        for _ in 0..<batchSize {
+        for _ in 0..<batchSize where !wakeup.isClosed {
+            // The timer this attempt took out: the one to park if it fails permanently. Not
+            // "the earliest due" found again later, which may be another timer by then (one
+            // another process held a moment ago, or one armed meanwhile).
+            let claimed = Mutex<DueTimer?>(nil)
             let step = await retry.run("single timer") {
                 try await self.client.withTransaction { session -> (DueTimer?, [OutboxRow]) in
+                    claimed.withLock { $0 = nil }
                     guard let timer = try store.claimDue(now: now, limit: 1, session: session).first else { return (nil, []) }
+                    claimed.withLock { $0 = timer }
                     let caused = try handler.fire([timer], now: now, context: CommandContext(session: session, events: events))
                     return (timer, try outbox.insert(caused.map(OutboxMessage.event), session: session))
                 }
@@ -222,31 +257,34 @@ public final class TimerLoop: Sendable {
                 counters.withLock { $0.fired += 1 }
                 await relay.deliver(rows)
             case .permanent(let error):
-                guard await park(now: now, error: error) else { return done }
+                // No timer claimed means taking one out failed, not a handler: nothing to park.
+                guard let timer = claimed.withLock({ $0 }), await park(timer, error: error) else { return done }
                 done += 1
             }
         }
         return done
     }
 
-    /// Parks the earliest due timer (the one that just failed alone).
-    private func park(now: Date, error: any Error) async -> Bool {
+    /// Parks `timer`, which just failed alone; false when it was not parked (re-armed or
+    /// cancelled meanwhile, parked by another process, or parking failed).
+    private func park(_ timer: DueTimer, error: any Error) async -> Bool {
         let store = self.store
         let reason = "\(CommandProcessor.code(of: error)): \(error)"
         let result = await retry.run("park timer") {
-            try await self.client.withTransaction { session -> DueTimer? in
-                guard let timer = try store.claimDue(now: now, limit: 1, session: session).first else { return nil }
-                try store.park(timer, reason: reason, now: now, session: session)
-                return timer
-            }
+            try await self.client.withTransaction { session in try store.park(timer, reason: reason, session: session) }
         }
-        guard case .done(let timer) = result, let timer else { return false }
+        guard case .done(true) = result else { return false }
         counters.withLock { $0.parked += 1 }
         logger.error("timer failed permanently; parked", metadata: ["timer.key": "\(StorableText.escaped(timer.key))", "error.message": "\(error)"])
         return true
     }
 
-    private func sleepUntilNextDue() async {
+    /// Sleeps until the earliest timer is due, a NOTIFY, or `maxSleep`.
+    ///
+    /// - Parameters:
+    ///   - claimedAt: the `now` of the claim that just ran.
+    ///   - fired: what it fired (or parked).
+    private func sleepUntilNextDue(claimedAt: Date, fired: Int) async {
         let store = self.store
         let next: Date?
         do {
@@ -258,9 +296,15 @@ public final class TimerLoop: Sendable {
         }
         var wait = maxSleep
         if let next {
-            let seconds = next.timeIntervalSince(clock.now())
-            if seconds <= 0 { return }
-            wait = min(wait, .milliseconds(Int64((seconds * 1000).rounded(.up))))
+            if fired == 0 && next <= claimedAt {
+                // Due at the claim, yet not taken: another process's firing transaction holds
+                // it. Looking again at once would spin for as long as that transaction runs.
+                wait = min(wait, Self.heldTimerPoll)
+            } else {
+                let seconds = next.timeIntervalSince(clock.now())
+                if seconds <= 0 { return }
+                wait = min(wait, .milliseconds(Int64((seconds * 1000).rounded(.up))))
+            }
         }
         await wakeup.wait(for: wait)
     }
@@ -272,12 +316,18 @@ public final class TimerLoop: Sendable {
         defer { Task { await connection.close() } }
         let channel = store.channel
         var failures = 0
+        var listening = false
         while !wakeup.isClosed, !shutdown.hasBegun, !Task.isCancelled {
             do {
                 let got = try await connection.notifications(channel: channel, timeout: .milliseconds(250))
                 failures = 0
-                if !got.isEmpty { wakeup.signal() }
+                // A timer armed before this connection LISTENed (at start, or while it was down)
+                // sent its NOTIFY to nobody, and the loop may be asleep past its due time: have
+                // the loop read the table again.
+                if !got.isEmpty || !listening { wakeup.signal() }
+                listening = true
             } catch {
+                listening = false
                 failures += 1
                 if failures == 1 { logger.warning("timer wake-up listener lost its connection; retrying", metadata: ["error.message": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(min(5000, 100 * (1 << min(failures, 6)))))
