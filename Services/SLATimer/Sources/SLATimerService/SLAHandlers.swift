@@ -93,7 +93,14 @@ struct CustomerLookup {
 
     mutating func get(_ customerId: String) throws -> (CustomerTerms, [InstantRange])? {
         if let hit = seen[customerId] { return hit }
-        let found = try cache.terms(customerId, store: store).map { ($0, try store.exclusions(of: customerId).map(\.range)) }
+        var terms = try cache.terms(customerId, store: store)
+        if terms == nil {
+            // Not known yet: wait for an onboarding of it that is committing, then look again. Either
+            // it commits first and is seen now, or it starts after this ticket commits and finds it waiting.
+            try store.lockCustomer(customerId, exclusive: false)
+            terms = try cache.terms(customerId, store: store)
+        }
+        let found = try terms.map { ($0, try store.exclusions(of: customerId).map(\.range)) }
         seen[customerId] = found
         return found
     }
@@ -171,6 +178,9 @@ public struct SLAEvents: EventHandler {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.customerId", message: "customer.onboarded carries no customerId")
         }
         _ = try CustomerTerms.build(profile: event.data) // refuse what cannot make a calendar before storing it
+        // Tickets that find the customer unknown hold this lock shared until they commit: once it is
+        // ours, every ticket that waits for this customer is committed and found below.
+        try store.lockCustomer(id, exclusive: true)
         guard try store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
         let now = engine.clock.now()
         var customers = CustomerLookup(cache: engine.cache, store: store)

@@ -42,6 +42,14 @@ struct SLAStore {
         return (try JSONValue.parse(try r.string(0)), try r.date(1))
     }
 
+    /// A transaction lock on the customer: exclusive while its onboarding is stored, shared by
+    /// tickets that found it unknown, so none of them is left waiting for an onboarding that
+    /// committed meanwhile (two SLA processes at once).
+    func lockCustomer(_ id: String, exclusive: Bool) throws {
+        let function = exclusive ? "pg_advisory_xact_lock" : "pg_advisory_xact_lock_shared"
+        try session.execute("SELECT \(function)(hashtext('sla.customer'), hashtext($1))", [.string(id)])
+    }
+
     /// Keeps the newest onboarding by event time; returns whether this one was newer.
     func upsertCustomer(_ id: String, profile: JSONValue, version: Date) throws -> Bool {
         try session.execute("""
