@@ -52,11 +52,18 @@ let package = Package(
         .target(name: "IntakeService", dependencies: ["CSSModel", "CSSRuntime", "CSSPostgres"], path: "Services/Intake/Sources/IntakeService"),
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
         .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel", "CSSRuntime"], path: "Tests/IntakeTests"),
+        // What the load benchmarks share: percentiles, RSS and /proc CPU sampling, the raw broker ceiling.
+        .target(name: "LoadSupport", dependencies: ["CSSAMQP", logging], path: "Benchmarks/LoadSupport"),
         // Load benchmark: intake end to end over AMQP, against the raw broker rate. See Benchmarks/README.md.
         .executableTarget(name: "intake-load", dependencies: [
-            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", logging,
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
             argumentParser,
         ], path: "Benchmarks/IntakeLoad"),
+        // Load benchmark of the SLA timer service (issue 8): arm, firing lateness, memory, recovery after kill -9.
+        .executableTarget(name: "sla-load", dependencies: [
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
+            argumentParser,
+        ], path: "Benchmarks/SLALoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
         // The classification service (issue 7): priority, request class, dispatch, quotas, reclassification.

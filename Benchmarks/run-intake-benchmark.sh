@@ -41,6 +41,9 @@ eval "$(bash "$SERVERS" env)"
 # One --product per call: swift build honours only the last one.
 swift build -c release --product intake
 swift build -c release --product classification
+for arg in "$@"; do
+    if [[ $arg == --follow-sla ]]; then swift build -c release --product sla; fi
+done
 swift build -c release --product intake-load
 
 mkdir -p .state/bench

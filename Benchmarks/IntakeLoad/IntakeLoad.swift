@@ -6,6 +6,7 @@ import CSSRuntime
 import CSSSupport
 import CSSTestSupport
 import Foundation
+import LoadSupport
 import Logging
 
 /// Load benchmark of the ticket pipeline, end to end through the wire contract.
@@ -17,7 +18,8 @@ import Logging
 /// then an SQL check that every accepted ticket is stored once. With the pipeline (the
 /// default) the built `classification` executable runs too, and each phase also follows
 /// every accepted ticket to its `ticket.classified`: throughput, submit-to-classified
-/// latency and classification's memory.
+/// latency and classification's memory. With `--follow-sla` the built `sla` runs too and
+/// each ticket is followed on to its `sla.started` the same way.
 @main
 struct IntakeLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -69,13 +71,20 @@ struct IntakeLoad: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run classification too and follow each ticket to its ticket.classified (--no-pipeline: intake alone).")
     var pipeline = true
 
+    @Flag(help: "Run the sla service too and follow each ticket on to its sla.started (needs the pipeline).")
+    var followSla = false
+
+    func validate() throws {
+        if followSla && !pipeline { throw ValidationError("--follow-sla needs the pipeline (drop --no-pipeline)") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "intake-load")
         logger.logLevel = .warning
         let selected = Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let binURL = URL(fileURLWithPath: binDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
         setenv("CSS_BIN_DIR", binURL.path, 1)
-        let handlers = installSignalHandlers()
+        let handlers = installAbortHandlers(tool: "intake-load")
         defer { _ = handlers }
 
         let runID = String(UUID().uuidString.prefix(8).lowercased())
@@ -88,6 +97,8 @@ struct IntakeLoad: AsyncParsableCommand {
         var sampler: RSSSampler?
         var classifier: ServiceProcess?
         var classifierSampler: RSSSampler?
+        var slaProcess: ServiceProcess?
+        var slaSampler: RSSSampler?
         var client: LoadClient?
         var db: PostgresClient?
         var failure: Error?
@@ -98,7 +109,10 @@ struct IntakeLoad: AsyncParsableCommand {
 
             if selected.contains("raw") {
                 let raw = try await RawCeiling.run(amqp: amqp, runID: runID, messages: rawMessages, batch: rawBatch, pipeline: rawPipeline,
-                                                   prefetch: 1000, bodyBytes: 300, databaseName: databaseName, logger: logger)
+                                                   prefetch: 1000, bodyBytes: 300, databaseName: databaseName,
+                                                   groups: CPUGroups(services: [("intake", nil), ("classification", nil)] + (followSla ? [("sla", nil)] : []),
+                                                                     tool: "intake-load"),
+                                                   logger: logger)
                 report.raw(raw)
             }
             guard selected.contains("saturation") || selected.contains("latency") else { throw Done() }
@@ -127,8 +141,19 @@ struct IntakeLoad: AsyncParsableCommand {
                 following = (c.pid!, cs)
                 report.line("classification pid \(c.pid!) (\(c.executable.path)), log \(c.logFile.path)")
             }
+            var slaFollowing: (pid: Int32, sampler: RSSSampler)?
+            if followSla {
+                let s = try ServiceProcess(name: "sla", amqp: amqp, database: database!, extra: env)
+                try s.start()
+                slaProcess = s
+                let ss = RSSSampler(pid: s.pid!)
+                ss.start()
+                slaSampler = ss
+                slaFollowing = (s.pid!, ss)
+                report.line("sla pid \(s.pid!) (\(s.executable.path)), log \(s.logFile.path)")
+            }
 
-            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), followClassification: pipeline, logger: logger)
+            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), followClassification: pipeline, followSLA: followSla, logger: logger)
             client = load
             let started = monotonicNanos()
             try await waitUntilReady(load, intake)
@@ -136,6 +161,10 @@ struct IntakeLoad: AsyncParsableCommand {
             if let classifier {
                 try await waitUntilReady(load, classifier, probe: (CommandName.quotaGet, ["customerId": "probe"]))
                 report.line("classification ready, RSS \(fmt(classifierSampler?.lastMiB ?? 0)) MiB")
+            }
+            if let slaProcess {
+                try await waitUntilReady(load, slaProcess, probe: (CommandName.slaExclusionAdd, Self.slaProbe))
+                report.line("sla ready, RSS \(fmt(slaSampler?.lastMiB ?? 0)) MiB")
             }
             guard let onboarded = try await load.request(CommandName.customerOnboard, Self.onboardBody, timeout: .seconds(30)), onboarded.isOK else {
                 throw BenchError("customer.onboard was not accepted")
@@ -145,8 +174,9 @@ struct IntakeLoad: AsyncParsableCommand {
             let commits: () async -> Int? = {
                 try? await pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0].int(0)
             }
-            let driver = LoadDriver(client: load, factory: TicketFactory(runID: runID, customerID: "bench", contact: "ana@bench.example"),
+            var driver = LoadDriver(client: load, factory: TicketFactory(runID: runID, customerID: "bench", contact: "ana@bench.example"),
                                     sampler: rss, intakePID: pid, classification: following, databaseName: databaseName, publishers: publishers)
+            driver.sla = slaFollowing
             if selected.contains("saturation") {
                 let result = try await driver.saturation(count: tickets, inFlight: inFlight, chunk: chunk, commits: commits)
                 report.saturation(result)
@@ -165,6 +195,14 @@ struct IntakeLoad: AsyncParsableCommand {
         }
 
         // Cleanup, also after a failure: graceful stop of the services, then the vhost and database.
+        if let slaProcess {
+            slaProcess.signal(SIGTERM)
+            let status = await slaProcess.waitForExit(timeout: .seconds(30))
+            if status == nil { await slaProcess.stop() }
+            report.slaShutdown(status: status, maxRSS: slaSampler?.maxMiB ?? 0)
+            if failure != nil { report.line("sla log tail:\n" + slaProcess.log.split(separator: "\n").suffix(15).joined(separator: "\n")) }
+        }
+        slaSampler?.stop()
         if let classifier {
             classifier.signal(SIGTERM)
             let status = await classifier.waitForExit(timeout: .seconds(30))
@@ -203,6 +241,12 @@ struct IntakeLoad: AsyncParsableCommand {
         throw BenchError("\(name) did not answer within 90 s; see \(process.logFile.path)")
     }
 
+    /// The SLA service answers this with `unknown_customer` once it consumes its commands.
+    static let slaProbe: JSONValue = [
+        "customerId": "probe", "exclusionId": "probe", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z",
+        "reason": "readiness probe", "by": "probe@vendor.example",
+    ]
+
     static let onboardBody: JSONValue = [
         "customerId": "bench", "name": "Bench Corp", "timeZone": "America/Toronto", "supportRegion": "CA-ON",
         "team": "cloud-ops", "contractYearStart": "2026-01-01", "maxContacts": 3,
@@ -234,19 +278,6 @@ struct IntakeLoad: AsyncParsableCommand {
         return SQLCheck(saturationRows: try row.int(0), saturationDistinct: try row.int(1), fixedRateRows: try row.int(2),
                         fixedRateDistinct: try row.int(3), allTickets: try row.int(4), outboxLeft: try row.int(5), auditRows: try row.int(6))
     }
-
-    func installSignalHandlers() -> [DispatchSourceSignal] {
-        [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                FileHandle.standardError.write(Data("intake-load: signal \(sig): stopping and cleaning up\n".utf8))
-                Abort.raise()
-            }
-            source.resume()
-            return source
-        }
-    }
 }
 
 /// Ends a run early without failing it (only the raw phase was asked for).
@@ -260,8 +291,4 @@ struct SQLCheck {
     var allTickets: Int
     var outboxLeft: Int
     var auditRows: Int
-}
-
-func loadAverage() -> String {
-    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }

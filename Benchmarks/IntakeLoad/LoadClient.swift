@@ -2,6 +2,7 @@ import CSSAMQP
 import CSSModel
 import CSSRuntime
 import Foundation
+import LoadSupport
 import Logging
 
 /// A lean contract client for load: publishes `ticket.submit` commands with
@@ -18,8 +19,11 @@ final class LoadClient: @unchecked Sendable {
     let replyQueue: String
     /// The `ticket.classified` events of the run, when the pipeline is measured.
     let classifiedTap: AMQPConsumer?
+    /// The `sla.started` events of the run, when the pipeline is followed up to the SLA service.
+    let slaStartedTap: AMQPConsumer?
     private var replyTask: Task<Void, Never>?
     private var classifiedTask: Task<Void, Never>?
+    private var slaStartedTask: Task<Void, Never>?
 
     private let lock = NSLock()
     private var phase: PhaseState?
@@ -28,9 +32,11 @@ final class LoadClient: @unchecked Sendable {
 
     /// - Parameter followClassification: also bind a transient queue to `ticket.classified`
     ///   and record, per submitted ticket, when its classification arrived.
-    init(amqp: AMQPConfiguration, runID: String, prefetch: Int, followClassification: Bool = false, logger: Logger) {
+    /// - Parameter followSLA: likewise for `sla.started` (the SLA service started the ticket's clocks).
+    init(amqp: AMQPConfiguration, runID: String, prefetch: Int, followClassification: Bool = false, followSLA: Bool = false, logger: Logger) {
         replyQueue = "bench.replies.\(runID)"
         let classifiedQueue = "bench.classified.\(runID)"
+        let slaStartedQueue = "bench.sla-started.\(runID)"
         // Like an integrator's RPC reply queue: transient (replies are not kept across a
         // broker restart, so the broker does not write them to disk).
         var topology = ContractTopology.base.merging(Topology(queues: [.init(replyQueue, durable: false, autoDelete: true)]))
@@ -38,11 +44,18 @@ final class LoadClient: @unchecked Sendable {
             topology = topology.merging(Topology(queues: [.init(classifiedQueue, durable: false, autoDelete: true)],
                                                  bindings: [.init(queue: classifiedQueue, exchange: ExchangeName.events, routingKey: EventType.ticketClassified)]))
         }
+        if followSLA {
+            topology = topology.merging(Topology(queues: [.init(slaStartedQueue, durable: false, autoDelete: true)],
+                                                 bindings: [.init(queue: slaStartedQueue, exchange: ExchangeName.events, routingKey: EventType.slaStarted)]))
+        }
         publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "intake-load-publisher", logger: logger)
         replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: prefetch,
                                name: "intake-load-replies", logger: logger)
         classifiedTap = followClassification
             ? AMQPConsumer(configuration: amqp, topology: topology, queue: classifiedQueue, prefetch: prefetch, name: "intake-load-classified", logger: logger)
+            : nil
+        slaStartedTap = followSLA
+            ? AMQPConsumer(configuration: amqp, topology: topology, queue: slaStartedQueue, prefetch: prefetch, name: "intake-load-sla-started", logger: logger)
             : nil
         replyTask = Task { [self] in
             while let batch = await replies.nextBatch(max: 500) {
@@ -59,12 +72,33 @@ final class LoadClient: @unchecked Sendable {
                         (try? JSONValue.parse(d.body)).flatMap(CloudEvent.init(json:))?.data["trackingNumber"]?.stringValue
                     }
                     lock.withLock {
-                        for n in numbers { phase?.classified(n, at: now) }
+                        for n in numbers { phase?.arrived(n, stage: .classified, at: now) }
                     }
                     classifiedTap.ack(batch)
                 }
             }
         }
+        if let slaStartedTap {
+            slaStartedTask = Task { [self] in
+                while let batch = await slaStartedTap.nextBatch(max: 500) {
+                    let now = monotonicNanos()
+                    let numbers = batch.compactMap(Self.startedTrackingNumber)
+                    lock.withLock {
+                        for n in numbers { phase?.arrived(n, stage: .slaStarted, at: now) }
+                    }
+                    slaStartedTap.ack(batch)
+                }
+            }
+        }
+    }
+
+    /// The ticket of an `sla.started`: from its message id `sla:<number>:started` (the SLA
+    /// service derives the event id from the ticket), else from the event's data.
+    static func startedTrackingNumber(_ d: Delivery) -> String? {
+        if let id = d.properties.messageID, id.hasPrefix("sla:"), id.hasSuffix(":started") {
+            return String(id.dropFirst(4).dropLast(8))
+        }
+        return (try? JSONValue.parse(d.body)).flatMap(CloudEvent.init(json:))?.data["trackingNumber"]?.stringValue
     }
 
     // MARK: - Replies
@@ -149,6 +183,9 @@ final class LoadClient: @unchecked Sendable {
         await classifiedTap?.stopConsuming()
         await classifiedTask?.value
         await classifiedTap?.close()
+        await slaStartedTap?.stopConsuming()
+        await slaStartedTask?.value
+        await slaStartedTap?.close()
         await publisher.close()
     }
 }
@@ -171,15 +208,10 @@ final class PhaseState {
     /// Every `sampleEvery`-th accepted tracking number, for the read-after-reply check.
     var samples: [String] = []
     let sampleEvery: Int
-    // Classification (pipeline runs): when each ticket's `ticket.classified` arrived.
+    // Pipeline runs: the later events each accepted ticket is followed to.
     var indexByNumber: [String: Int] = [:]
-    var classifiedAt: [UInt64]
-    var classifiedLatencies: [UInt64] = []
-    var classifiedTimes: [UInt64] = []
-    var classifiedDuplicates = 0
-    var lastClassifiedAt: UInt64 = 0
-    /// Classifications that arrived before the reply that names the ticket.
-    var early: [String: UInt64] = [:]
+    /// One per ``FollowedEvent``, in its order.
+    let stages: [FollowedStage]
 
     init(tag: String, count: Int, sampleEvery: Int = 500) {
         self.tag = tag
@@ -187,7 +219,7 @@ final class PhaseState {
         self.sampleEvery = sampleEvery
         sentAt = [UInt64](repeating: 0, count: count)
         repliedAt = [UInt64](repeating: 0, count: count)
-        classifiedAt = [UInt64](repeating: 0, count: count)
+        stages = FollowedEvent.allCases.map { _ in FollowedStage(count: count) }
         latencies.reserveCapacity(count)
         okTimes.reserveCapacity(count)
         trackingNumbers.reserveCapacity(count)
@@ -200,6 +232,8 @@ final class PhaseState {
         guard correlationID.hasPrefix(tag) else { return nil }
         return Int(correlationID.dropFirst(tag.count))
     }
+
+    func stage(_ event: FollowedEvent) -> FollowedStage { stages[event.rawValue] }
 
     func record(index: Int, ok: Bool, trackingNumber: String?, at now: UInt64) {
         guard index >= 0, index < count, sentAt[index] != 0 else { return }
@@ -218,30 +252,57 @@ final class PhaseState {
                 trackingNumbers.insert(trackingNumber)
                 if accepted % sampleEvery == 0 { samples.append(trackingNumber) }
                 indexByNumber[trackingNumber] = index
-                if let at = early.removeValue(forKey: trackingNumber) { markClassified(index, at: at) }
+                for stage in stages {
+                    if let at = stage.early.removeValue(forKey: trackingNumber) { stage.mark(index, at: at, sentAt: sentAt[index]) }
+                }
             }
         } else {
             rejected += 1
         }
     }
 
-    /// A `ticket.classified` for `number` arrived at `now`.
-    func classified(_ number: String, at now: UInt64) {
+    /// The `stage` event for `number` arrived at `now`.
+    func arrived(_ number: String, stage event: FollowedEvent, at now: UInt64) {
+        let stage = stage(event)
         if let index = indexByNumber[number] {
-            markClassified(index, at: now)
+            stage.mark(index, at: now, sentAt: sentAt[index])
         } else {
-            early[number] = now // its reply has not arrived yet (or it belongs to another phase)
+            stage.early[number] = now // its reply has not arrived yet (or it belongs to another phase)
         }
     }
+}
 
-    private func markClassified(_ index: Int, at now: UInt64) {
-        guard classifiedAt[index] == 0 else {
-            classifiedDuplicates += 1
+/// The events after the reply that a pipeline run follows each accepted ticket to.
+enum FollowedEvent: Int, CaseIterable {
+    /// `ticket.classified` (classification).
+    case classified
+    /// `sla.started` (the SLA service started the ticket's clocks).
+    case slaStarted
+}
+
+/// When one followed event arrived for each ticket of a phase; touched only under the ``LoadClient`` lock.
+final class FollowedStage {
+    var at: [UInt64]
+    /// From the time each ticket was sent (or due) to its event.
+    var latencies: [UInt64] = []
+    var times: [UInt64] = []
+    var duplicates = 0
+    var last: UInt64 = 0
+    /// Events that arrived before the reply that names the ticket.
+    var early: [String: UInt64] = [:]
+
+    init(count: Int) {
+        at = [UInt64](repeating: 0, count: count)
+    }
+
+    func mark(_ index: Int, at now: UInt64, sentAt: UInt64) {
+        guard at[index] == 0 else {
+            duplicates += 1
             return
         }
-        classifiedAt[index] = now
-        lastClassifiedAt = max(lastClassifiedAt, now)
-        classifiedLatencies.append(now &- sentAt[index])
-        classifiedTimes.append(now)
+        at[index] = now
+        last = max(last, now)
+        latencies.append(now &- sentAt)
+        times.append(now)
     }
 }

@@ -1,6 +1,7 @@
 import CSSAMQP
 import CSSModel
 import Foundation
+import LoadSupport
 
 /// The result of one load phase against intake.
 struct PhaseResult: Sendable {
@@ -22,11 +23,14 @@ struct PhaseResult: Sendable {
     var samples: [String]
     /// Submit to `ticket.classified`, when the pipeline is measured.
     var pipeline: PipelineSummary?
+    /// Submit to `sla.started`, when the pipeline is followed up to the SLA service (`--follow-sla`).
+    var sla: PipelineSummary?
 }
 
-/// How the accepted tickets of a phase came out of classification.
+/// How the accepted tickets of a phase came out of a later service (classification, SLA).
 struct PipelineSummary: Sendable {
-    var classified: Int
+    /// Accepted tickets whose event arrived.
+    var arrived: Int
     var duplicates: Int
     var seconds: Double
     var throughput: ThroughputSummary
@@ -70,20 +74,34 @@ struct LoadDriver {
     let intakePID: Int32
     /// The classification process and its memory, when the pipeline is measured.
     let classification: (pid: Int32, sampler: RSSSampler)?
+    /// The SLA process and its memory, when the pipeline is followed up to `sla.started`.
+    var sla: (pid: Int32, sampler: RSSSampler)? = nil
     let databaseName: String
     /// Publish calls allowed in flight at once.
     let publishers: Int
     /// How long the run may go without a single reply before it is declared stuck.
     let stallTimeout: Duration = .seconds(60)
 
+    /// The rows of the CPU profile: intake and classification always (as before `--follow-sla`), sla when followed.
+    var groups: CPUGroups {
+        CPUGroups(services: [("intake", intakePID), ("classification", classification?.pid)] + (sla.map { [("sla", $0.pid)] } ?? []),
+                  tool: "intake-load")
+    }
+
+    /// The followed events of this run and the process that publishes each.
+    var followed: [(event: FollowedEvent, name: String, pid: Int32, sampler: RSSSampler)] {
+        (classification.map { [(FollowedEvent.classified, "classified", $0.pid, $0.sampler)] } ?? [])
+            + (sla.map { [(FollowedEvent.slaStarted, "sla.started", $0.pid, $0.sampler)] } ?? [])
+    }
+
     /// Closed loop: `count` tickets as fast as intake answers, never more than `inFlight` unanswered.
     func saturation(count: Int, inFlight: Int, chunk: Int, commits: () async -> Int?) async throws -> PhaseResult {
         let phase = PhaseState(tag: "sat-", count: count)
         client.begin(phase)
         _ = sampler.takePhaseMaxMiB()
-        _ = classification?.sampler.takePhaseMaxMiB()
+        for f in followed { _ = f.sampler.takePhaseMaxMiB() }
         let commitsBefore = await commits()
-        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
+        let cpuBefore = CPUSnapshot.take(groups, database: databaseName)
         let start = monotonicNanos()
         try await withThrowingTaskGroup(of: Void.self) { group in
             var sent = 0
@@ -113,7 +131,7 @@ struct LoadDriver {
             try await group.waitForAll()
         }
         try await drain(phase, sent: count)
-        try await drainClassified(phase)
+        try await drainFollowed(phase)
         return await finish(phase, name: "saturation", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
     }
 
@@ -124,9 +142,9 @@ struct LoadDriver {
         let phase = PhaseState(tag: "lat-", count: count)
         client.begin(phase)
         _ = sampler.takePhaseMaxMiB()
-        _ = classification?.sampler.takePhaseMaxMiB()
+        for f in followed { _ = f.sampler.takePhaseMaxMiB() }
         let commitsBefore = await commits()
-        let cpuBefore = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
+        let cpuBefore = CPUSnapshot.take(groups, database: databaseName)
         let start = monotonicNanos() + 5_000_000
         let interval = 1e9 / Double(rate)
         func due(_ i: Int) -> UInt64 { start + UInt64(Double(i) * interval) }
@@ -155,7 +173,7 @@ struct LoadDriver {
             try await group.waitForAll()
         }
         try await drain(phase, sent: count)
-        try await drainClassified(phase)
+        try await drainFollowed(phase)
         return await finish(phase, name: "fixed-rate", sent: count, start: start, cpuBefore: cpuBefore, commitsBefore: commitsBefore, commits: commits)
     }
 
@@ -192,26 +210,28 @@ struct LoadDriver {
         }
     }
 
-    /// Waits until every accepted ticket was classified, or none was for the stall timeout.
-    private func drainClassified(_ phase: PhaseState) async throws {
-        guard classification != nil else { return }
-        var last = (count: -1, at: ContinuousClock.now)
-        while true {
-            try Abort.check()
-            let (done, accepted) = client.withPhase { ($0.classifiedTimes.count, $0.accepted) } ?? (0, 0)
-            if done >= accepted { return }
-            if done != last.count { last = (done, ContinuousClock.now) }
-            if ContinuousClock.now - last.at > stallTimeout {
-                FileHandle.standardError.write(Data("intake-load: \(accepted - done) tickets not classified after \(stallTimeout) without progress\n".utf8))
-                return
+    /// Waits until every accepted ticket got each followed event, or none did for the stall timeout.
+    private func drainFollowed(_ phase: PhaseState) async throws {
+        for f in followed {
+            var last = (count: -1, at: ContinuousClock.now)
+            while true {
+                try Abort.check()
+                let (done, accepted) = client.withPhase { ($0.stage(f.event).times.count, $0.accepted) } ?? (0, 0)
+                if done >= accepted { break }
+                if done != last.count { last = (done, ContinuousClock.now) }
+                if ContinuousClock.now - last.at > stallTimeout {
+                    let what = f.event == .classified ? "classified" : "followed to \(f.name)"
+                    FileHandle.standardError.write(Data("intake-load: \(accepted - done) tickets not \(what) after \(stallTimeout) without progress\n".utf8))
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(2))
             }
-            try await Task.sleep(for: .milliseconds(2))
         }
     }
 
     private func finish(_ phase: PhaseState, name: String, sent: Int, start: UInt64, cpuBefore: CPUSnapshot, commitsBefore: Int?,
                         commits: () async -> Int?) async -> PhaseResult {
-        let cpuAfter = CPUSnapshot.take(intakePID: intakePID, classificationPID: classification?.pid, database: databaseName)
+        let cpuAfter = CPUSnapshot.take(groups, database: databaseName)
         let rss = sampler.takePhaseMaxMiB()
         // Statistics reach pg_stat_database when a backend goes idle, at most once a second.
         try? await Task.sleep(for: .milliseconds(1200))
@@ -220,19 +240,22 @@ struct LoadDriver {
             (p.replies, p.accepted, p.rejected, p.duplicates, p.trackingNumbers.count, p.lastReplyAt, p.okTimes, p.latencies, p.samples)
         }!
         let (replies, accepted, rejected, duplicates, distinct, lastReplyAt, okTimes, latencies, samples) = snapshot
-        var pipeline: PipelineSummary?
-        if let classification {
-            let (times, lat, dups, last) = client.withPhase { p in (p.classifiedTimes, p.classifiedLatencies, p.classifiedDuplicates, p.lastClassifiedAt) }!
-            pipeline = PipelineSummary(classified: times.count, duplicates: dups, seconds: Double(max(last, start) - start) / 1e9,
-                                       throughput: ThroughputSummary(start: start, replyTimes: times), latency: LatencySummary(nanos: lat),
-                                       maxRSSMiB: classification.sampler.takePhaseMaxMiB(),
-                                       rssTrend: classification.sampler.trend(from: start, to: cpuAfter.at))
+        var summaries: [FollowedEvent: PipelineSummary] = [:]
+        for f in followed {
+            let (times, lat, dups, last) = client.withPhase { p in
+                let s = p.stage(f.event)
+                return (s.times, s.latencies, s.duplicates, s.last)
+            }!
+            summaries[f.event] = PipelineSummary(arrived: times.count, duplicates: dups, seconds: Double(max(last, start) - start) / 1e9,
+                                                 throughput: ThroughputSummary(start: start, replyTimes: times), latency: LatencySummary(nanos: lat),
+                                                 maxRSSMiB: f.sampler.takePhaseMaxMiB(), rssTrend: f.sampler.trend(from: start, to: cpuAfter.at))
         }
         return PhaseResult(
             name: name, sent: sent, replies: replies, accepted: accepted, rejected: rejected, duplicates: duplicates,
             distinctTrackingNumbers: distinct, seconds: Double(max(lastReplyAt, start) - start) / 1e9,
             throughput: ThroughputSummary(start: start, replyTimes: okTimes), latency: LatencySummary(nanos: latencies),
             maxRSSMiB: rss, rssTrend: sampler.trend(from: start, to: cpuAfter.at), cpu: cpuBefore.usage(until: cpuAfter),
-            commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples, pipeline: pipeline)
+            commits: commitsAfter.flatMap { after in commitsBefore.map { after - $0 } }, samples: samples,
+            pipeline: summaries[.classified], sla: summaries[.slaStarted])
     }
 }

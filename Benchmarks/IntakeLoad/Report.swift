@@ -1,5 +1,6 @@
 import CSSModel
 import Foundation
+import LoadSupport
 
 /// Prints the human-readable report as the run goes, and collects the figures for the
 /// final JSON line.
@@ -30,6 +31,7 @@ struct Report {
         settings["batchSize"] = a.batchSize.map { .int($0) } ?? .null
         settings["prefetch"] = a.prefetch.map { .int($0) } ?? .null
         settings["pipeline"] = .bool(a.pipeline)
+        if a.followSla { settings["followSla"] = true }
         json["settings"] = .object(settings)
     }
 
@@ -75,8 +77,20 @@ struct Report {
                 results["classifiedRatioToRaw"] = .number(rounded(ratio, 3))
             }
             checks.append(("classified tickets/s >= 2500 (\(fmt(rate, 0)))", rate >= 2500))
-            checks.append(("saturation: every accepted ticket classified once (\(c.classified)/\(p.accepted), \(c.duplicates) duplicate events)",
-                           c.classified == p.accepted))
+            checks.append(("saturation: every accepted ticket classified once (\(c.arrived)/\(p.accepted), \(c.duplicates) duplicate events)",
+                           c.arrived == p.accepted))
+        }
+        if let s = p.sla {
+            slaLines(s, accepted: p.accepted)
+            if let rawRate {
+                let ratio = s.throughput.overall / rawRate
+                line("   sla.started ratio to raw ceiling: \(fmt(ratio, 3)) (\(fmt(s.throughput.overall, 0)) / \(fmt(rawRate, 0)))")
+                results["slaStartedRatioToRaw"] = .number(rounded(ratio, 3))
+            }
+            // Issue 8: "sustained", so the plateau (10-90 % of the phase's sla.started events).
+            checks.append(("sla.started tickets/s sustained (steady 10-90 %) >= 2000 (\(fmt(s.throughput.steady, 0)))", s.throughput.steady >= 2000))
+            checks.append(("saturation: every accepted ticket's sla.started once (\(s.arrived)/\(p.accepted), \(s.duplicates) duplicate events)",
+                           s.arrived == p.accepted && s.duplicates == 0))
         }
     }
 
@@ -90,7 +104,13 @@ struct Report {
         if let c = p.pipeline {
             pipelineLines(c, accepted: p.accepted)
             checks.append(("p99 submit-to-classified at \(fixedRateOffered)/s <= 100 ms (\(fmt(c.latency.p99, 1)) ms)", c.latency.p99 <= 100))
-            checks.append(("fixed rate: every accepted ticket classified once (\(c.classified)/\(p.accepted))", c.classified == p.accepted))
+            checks.append(("fixed rate: every accepted ticket classified once (\(c.arrived)/\(p.accepted))", c.arrived == p.accepted))
+        }
+        if let s = p.sla {
+            slaLines(s, accepted: p.accepted)
+            checks.append(("p99 submit-to-sla.started at \(fixedRateOffered)/s <= 150 ms (\(fmt(s.latency.p99, 1)) ms)", s.latency.p99 <= 150))
+            checks.append(("fixed rate: every accepted ticket's sla.started once (\(s.arrived)/\(p.accepted), \(s.duplicates) duplicate events)",
+                           s.arrived == p.accepted && s.duplicates == 0))
         }
     }
 
@@ -134,6 +154,14 @@ struct Report {
         results["classificationMaxRSSMiB"] = .number(rounded(maxRSS))
     }
 
+    mutating func slaShutdown(status: Int32?, maxRSS: Double) {
+        line("")
+        line("== sla: max RSS \(fmt(maxRSS)) MiB over the whole run; SIGTERM -> \(status.map { "exit \($0)" } ?? "no exit within 30 s, killed")")
+        checks.append(("sla max RSS <= 256 MiB (\(fmt(maxRSS)) MiB)", maxRSS <= 256))
+        checks.append(("sla exits 0 on SIGTERM", status == 0))
+        results["slaMaxRSSMiB"] = .number(rounded(maxRSS))
+    }
+
     mutating func finish(failed: Bool) {
         line("")
         line("== targets (2-core machine shared with other work: see load average and 'rest of machine' CPU)")
@@ -158,23 +186,29 @@ struct Report {
     }
 
     private func pipelineLines(_ c: PipelineSummary, accepted: Int) {
-        line("   classified: \(c.classified) of \(accepted) accepted (\(c.duplicates) duplicate events), \(fmt(c.throughput.overall, 0)) tickets/s over \(fmt(c.seconds, 2)) s (steady 10-90 %: \(fmt(c.throughput.steady, 0))/s, slowest whole second: \(fmt(c.throughput.worstSecond, 0)))")
+        line("   classified: \(c.arrived) of \(accepted) accepted (\(c.duplicates) duplicate events), \(fmt(c.throughput.overall, 0)) tickets/s over \(fmt(c.seconds, 2)) s (steady 10-90 %: \(fmt(c.throughput.steady, 0))/s, slowest whole second: \(fmt(c.throughput.worstSecond, 0)))")
         line("   submit-to-classified latency: \(c.latency.line)")
         line("   classification max RSS in phase: \(fmt(c.maxRSSMiB)) MiB (at 0/25/50/75/100 %: \(c.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
+    }
+
+    private func slaLines(_ s: PipelineSummary, accepted: Int) {
+        line("   sla.started: \(s.arrived) of \(accepted) accepted (\(s.duplicates) duplicate events), \(fmt(s.throughput.overall, 0)) tickets/s over \(fmt(s.seconds, 2)) s (steady 10-90 %: \(fmt(s.throughput.steady, 0))/s, slowest whole second: \(fmt(s.throughput.worstSecond, 0)))")
+        line("   submit-to-sla.started latency: \(s.latency.line)")
+        line("   sla max RSS in phase: \(fmt(s.maxRSSMiB)) MiB (at 0/25/50/75/100 %: \(s.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
     }
 
     private func phaseJSON(_ p: PhaseResult) -> JSONValue {
         var pipeline: JSONValue = .null
         if let c = p.pipeline {
             pipeline = [
-                "classified": .int(c.classified), "duplicates": .int(c.duplicates), "seconds": .number(rounded(c.seconds, 2)),
+                "classified": .int(c.arrived), "duplicates": .int(c.duplicates), "seconds": .number(rounded(c.seconds, 2)),
                 "classifiedPerSecond": .number(rounded(c.throughput.overall, 0)), "steadyPerSecond": .number(rounded(c.throughput.steady, 0)),
                 "latencyMs": ["p50": .number(rounded(c.latency.p50, 2)), "p90": .number(rounded(c.latency.p90, 2)), "p99": .number(rounded(c.latency.p99, 2)),
                               "p999": .number(rounded(c.latency.p999, 2)), "max": .number(rounded(c.latency.max, 2))],
                 "maxRSSMiB": .number(rounded(c.maxRSSMiB)),
             ]
         }
-        return [
+        var out: JSONValue = [
             "pipeline": pipeline,
             "sent": .int(p.sent), "replies": .int(p.replies), "accepted": .int(p.accepted), "rejected": .int(p.rejected),
             "distinctTrackingNumbers": .int(p.distinctTrackingNumbers), "seconds": .number(rounded(p.seconds, 2)),
@@ -184,6 +218,18 @@ struct Report {
                           "p999": .number(rounded(p.latency.p999, 2)), "max": .number(rounded(p.latency.max, 2)), "mean": .number(rounded(p.latency.mean, 2))],
             "maxRSSMiB": .number(rounded(p.maxRSSMiB)), "rssTrendMiB": .array(p.rssTrend.map { .number(rounded($0)) }), "commits": p.commits.map { .int($0) } ?? .null, "cpuSeconds": cpuJSON(p.cpu),
         ]
+        if let s = p.sla, case .object(var o) = out {
+            o["slaStarted"] = [
+                "started": .int(s.arrived), "duplicates": .int(s.duplicates), "seconds": .number(rounded(s.seconds, 2)),
+                "startedPerSecond": .number(rounded(s.throughput.overall, 0)), "steadyPerSecond": .number(rounded(s.throughput.steady, 0)),
+                "slowestSecond": .number(rounded(s.throughput.worstSecond, 0)),
+                "latencyMs": ["p50": .number(rounded(s.latency.p50, 2)), "p90": .number(rounded(s.latency.p90, 2)), "p99": .number(rounded(s.latency.p99, 2)),
+                              "p999": .number(rounded(s.latency.p999, 2)), "max": .number(rounded(s.latency.max, 2))],
+                "maxRSSMiB": .number(rounded(s.maxRSSMiB)),
+            ]
+            out = .object(o)
+        }
+        return out
     }
 
     private func cpuJSON(_ u: CPUUsage) -> JSONValue {

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), cheap enough to take per message.
-@inline(__always)
-func monotonicNanos() -> UInt64 {
+@inlinable
+public func monotonicNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
@@ -12,17 +12,17 @@ func monotonicNanos() -> UInt64 {
 ///
 /// A few hundred thousand samples sort in milliseconds, so an HDR histogram would only
 /// add approximation here.
-struct LatencySummary: Sendable {
-    let count: Int
-    let p50: Double
-    let p90: Double
-    let p99: Double
-    let p999: Double
-    let max: Double
-    let mean: Double
+public struct LatencySummary: Sendable {
+    public let count: Int
+    public let p50: Double
+    public let p90: Double
+    public let p99: Double
+    public let p999: Double
+    public let max: Double
+    public let mean: Double
 
     /// - Parameter nanos: one latency per reply, in nanoseconds.
-    init(nanos: [UInt64]) {
+    public init(nanos: [UInt64]) {
         let sorted = nanos.sorted()
         count = sorted.count
         func ms(_ q: Double) -> Double {
@@ -39,24 +39,24 @@ struct LatencySummary: Sendable {
         mean = sorted.isEmpty ? 0 : Double(sorted.reduce(0, &+)) / Double(sorted.count) / 1e6
     }
 
-    var line: String {
+    public var line: String {
         "p50 \(fmt(p50)) ms  p90 \(fmt(p90)) ms  p99 \(fmt(p99)) ms  p99.9 \(fmt(p999)) ms  max \(fmt(max)) ms  (mean \(fmt(mean)) ms, n=\(count))"
     }
 }
 
 /// Throughput of a phase seen from the reply side.
-struct ThroughputSummary: Sendable {
+public struct ThroughputSummary: Sendable {
     /// Accepted per second from the first send to the last reply.
-    let overall: Double
+    public let overall: Double
     /// Between the 10 % and the 90 % reply: the plateau, without ramp-up and drain.
-    let steady: Double
+    public let steady: Double
     /// The slowest whole second between the first and the last (0 when the run is shorter than 3 s).
-    let worstSecond: Double
+    public let worstSecond: Double
 
     /// - Parameters:
     ///   - start: when the first message was sent.
     ///   - replyTimes: when each accepted reply arrived (any order).
-    init(start: UInt64, replyTimes: [UInt64]) {
+    public init(start: UInt64, replyTimes: [UInt64]) {
         let times = replyTimes.sorted()
         guard let last = times.last, last > start else {
             overall = 0; steady = 0; worstSecond = 0
@@ -76,12 +76,12 @@ struct ThroughputSummary: Sendable {
     }
 }
 
-func fmt(_ x: Double, _ digits: Int = 1) -> String {
+public func fmt(_ x: Double, _ digits: Int = 1) -> String {
     String(format: "%.\(digits)f", x)
 }
 
 /// Rounds for the JSON line: figures, not float noise.
-func rounded(_ x: Double, _ digits: Int = 1) -> Double {
+public func rounded(_ x: Double, _ digits: Int = 1) -> Double {
     let f = pow(10, Double(digits))
     return (x * f).rounded() / f
 }

@@ -1,8 +1,8 @@
 import Foundation
 
-/// Samples the intake process's resident memory (VmRSS) on a timer.
-final class RSSSampler: @unchecked Sendable {
-    let pid: Int32
+/// Samples a process's resident memory (VmRSS) on a timer.
+public final class RSSSampler: @unchecked Sendable {
+    public let pid: Int32
     private let lock = NSLock()
     private var maxKiB = 0
     private var phaseMaxKiB = 0
@@ -10,12 +10,12 @@ final class RSSSampler: @unchecked Sendable {
     private var samples: [(at: UInt64, kib: Int)] = []
     private var task: Task<Void, Never>?
 
-    init(pid: Int32) {
+    public init(pid: Int32) {
         self.pid = pid
     }
 
     /// Starts sampling every `interval` until ``stop()``.
-    func start(interval: Duration = .milliseconds(100)) {
+    public func start(interval: Duration = .milliseconds(100)) {
         task = Task { [self] in
             while !Task.isCancelled {
                 if let kib = Self.vmRSS(pid: pid) {
@@ -31,12 +31,12 @@ final class RSSSampler: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    public func stop() {
         task?.cancel()
     }
 
     /// The largest sample since the previous call (or the start), in MiB; resets the phase maximum.
-    func takePhaseMaxMiB() -> Double {
+    public func takePhaseMaxMiB() -> Double {
         lock.withLock {
             let m = Swift.max(phaseMaxKiB, lastKiB)
             phaseMaxKiB = lastKiB
@@ -46,7 +46,7 @@ final class RSSSampler: @unchecked Sendable {
 
     /// RSS in MiB at the start, 25/50/75 % and the end of `start...end`: a leak grows
     /// steadily through a phase, a working set levels off.
-    func trend(from start: UInt64, to end: UInt64) -> [Double] {
+    public func trend(from start: UInt64, to end: UInt64) -> [Double] {
         let inRange = lock.withLock { samples.filter { $0.at >= start && $0.at <= end } }
         guard !inRange.isEmpty else { return [] }
         return [0, 0.25, 0.5, 0.75, 1].map { q in
@@ -54,10 +54,10 @@ final class RSSSampler: @unchecked Sendable {
         }
     }
 
-    var maxMiB: Double { lock.withLock { Double(maxKiB) / 1024 } }
-    var lastMiB: Double { lock.withLock { Double(lastKiB) / 1024 } }
+    public var maxMiB: Double { lock.withLock { Double(maxKiB) / 1024 } }
+    public var lastMiB: Double { lock.withLock { Double(lastKiB) / 1024 } }
 
-    static func vmRSS(pid: Int32) -> Int? {
+    public static func vmRSS(pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             return Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
@@ -66,24 +66,45 @@ final class RSSSampler: @unchecked Sendable {
     }
 }
 
+/// Which processes a CPU profile names: the services under test (listed first, in this
+/// order, also when one is not running), then PostgreSQL, RabbitMQ, the tool, the rest.
+public struct CPUGroups: Sendable {
+    public var services: [(name: String, pid: Int32?)]
+    /// The name of the load tool's own row (`intake-load`, `sla-load`).
+    public var tool: String
+
+    public init(services: [(name: String, pid: Int32?)], tool: String) {
+        self.services = services
+        self.tool = tool
+    }
+
+    /// The rows of the profile, in print order (a service restarted under a new pid is one row).
+    public var order: [String] {
+        var seen = Set<String>()
+        return services.map(\.name).filter { seen.insert($0).inserted } + ["postgres(bench db)", "postgres(other)", "rabbitmq", tool, "rest of machine"]
+    }
+}
+
 /// CPU time used during a phase by the processes that take part, from /proc.
 ///
 /// This is the benchmark's profiler (perf is not available): it shows whether the
-/// machine was saturated, and which of intake, PostgreSQL, RabbitMQ, this tool or
+/// machine was saturated, and which of the services, PostgreSQL, RabbitMQ, this tool or
 /// something else (another engineer's tests) used the cores.
-struct CPUSnapshot: Sendable {
-    var at: UInt64
+public struct CPUSnapshot: Sendable {
+    public var at: UInt64
     /// Group and jiffies (utime + stime) of every process.
     var processes: [Int32: (group: String, jiffies: UInt64)]
     /// Machine-wide busy and total jiffies from /proc/stat.
     var busy: UInt64
     var total: UInt64
+    /// The profile's rows, in print order.
+    var order: [String]
 
-    static let order = ["intake", "classification", "postgres(bench db)", "postgres(other)", "rabbitmq", "intake-load", "rest of machine"]
-
-    static func take(intakePID: Int32?, classificationPID: Int32? = nil, database: String) -> CPUSnapshot {
+    public static func take(_ groups: CPUGroups, database: String) -> CPUSnapshot {
         var processes: [Int32: (group: String, jiffies: UInt64)] = [:]
         let me = getpid()
+        var named: [Int32: String] = [:]
+        for s in groups.services { if let pid = s.pid { named[pid] = s.name } }
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") {
             for entry in entries {
                 guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { continue }
@@ -94,12 +115,10 @@ struct CPUSnapshot: Sendable {
                 // fields[0] is state (field 3); utime is field 14, stime 15.
                 guard fields.count > 13, let u = UInt64(fields[11]), let s = UInt64(fields[12]) else { continue }
                 let group: String
-                if pid == intakePID {
-                    group = "intake"
-                } else if pid == classificationPID {
-                    group = "classification"
+                if let name = named[pid] {
+                    group = name
                 } else if pid == me {
-                    group = "intake-load"
+                    group = groups.tool
                 } else if comm.hasPrefix("beam") || comm == "epmd" || comm == "erl_child_setup" || comm == "inet_gethost" {
                     group = "rabbitmq"
                 } else if comm.hasPrefix("postgres") {
@@ -118,7 +137,7 @@ struct CPUSnapshot: Sendable {
             // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
             busy = total - (v.count > 4 ? v[3] + v[4] : 0)
         }
-        return CPUSnapshot(at: monotonicNanos(), processes: processes, busy: busy, total: total)
+        return CPUSnapshot(at: monotonicNanos(), processes: processes, busy: busy, total: total, order: groups.order)
     }
 
     /// The broker's main VM (beam.smp) processes.
@@ -129,8 +148,9 @@ struct CPUSnapshot: Sendable {
     /// Per group: CPU seconds used between `self` and `later`; the machine's busy share.
     ///
     /// Counted per process, so a process that started in between (a restarted broker,
-    /// a new backend) counts whole and one that exited drops out without going negative.
-    func usage(until later: CPUSnapshot) -> CPUUsage {
+    /// a new backend, a restarted service) counts whole and one that exited drops out
+    /// without going negative.
+    public func usage(until later: CPUSnapshot) -> CPUUsage {
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
         var jiffies: [String: UInt64] = [:]
         for (pid, p) in later.processes {
@@ -138,27 +158,29 @@ struct CPUSnapshot: Sendable {
             jiffies[p.group, default: 0] += p.jiffies - before
         }
         var seconds: [String: Double] = [:]
-        for name in Self.order { seconds[name] = Double(jiffies[name] ?? 0) / hz }
+        for name in order { seconds[name] = Double(jiffies[name] ?? 0) / hz }
         let wall = Double(later.at - at) / 1e9
         let busyShare = later.total > total ? Double(later.busy - busy) / Double(later.total - total) : 0
         let restarted = !brokerPIDs.isEmpty && brokerPIDs.isDisjoint(with: later.processes.keys)
-        return CPUUsage(wall: wall, seconds: seconds, machineBusy: busyShare, brokerRestarted: restarted)
+        return CPUUsage(wall: wall, seconds: seconds, order: order, machineBusy: busyShare, brokerRestarted: restarted)
     }
 }
 
-struct CPUUsage: Sendable {
-    var wall: Double
-    var seconds: [String: Double]
+public struct CPUUsage: Sendable {
+    public var wall: Double
+    public var seconds: [String: Double]
+    /// The rows, in print order.
+    public var order: [String]
     /// 0...1 of all cores.
-    var machineBusy: Double
+    public var machineBusy: Double
     /// The broker process of the start was gone at the end (another user restarted it).
-    var brokerRestarted: Bool
+    public var brokerRestarted: Bool
 
     /// "intake 1.23 s (61% of a core, 12.3 µs/ticket) ..."
-    func lines(per items: Int, unit: String) -> [String] {
+    public func lines(per items: Int, unit: String) -> [String] {
         var out = ["machine busy \(fmt(machineBusy * 100))% of \(ProcessInfo.processInfo.activeProcessorCount) cores over \(fmt(wall, 2)) s"]
         if brokerRestarted { out.append("WARNING: RabbitMQ was restarted during this phase (not by this tool): figures are disturbed") }
-        for name in CPUSnapshot.order {
+        for name in order {
             let s = seconds[name] ?? 0
             let perItem = items > 0 ? s / Double(items) * 1e6 : 0
             out.append("  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(fmt(s, 2)) s cpu  \(fmt(s / Swift.max(wall, 1e-9) * 100))% of a core  \(fmt(perItem)) µs/\(unit)")
@@ -166,7 +188,7 @@ struct CPUUsage: Sendable {
         return out
     }
 
-    var json: [String: Double] {
+    public var json: [String: Double] {
         var out: [String: Double] = ["wallSeconds": rounded(wall, 2), "machineBusyPercent": rounded(machineBusy * 100),
                                      "brokerRestarted": brokerRestarted ? 1 : 0]
         for (k, v) in seconds { out[k] = rounded(v, 2) }

@@ -3,27 +3,29 @@ import Foundation
 import Logging
 
 /// What the broker sustains through the project's own AMQP layer, with no database:
-/// the ceiling intake's figures are compared with.
-struct RawResult: Sendable {
-    var messages: Int
+/// the ceiling the services' figures are compared with.
+public struct RawResult: Sendable {
+    public var messages: Int
     /// Publish start to the last delivery consumed and acknowledged.
-    var seconds: Double
-    var rate: Double
+    public var seconds: Double
+    public var rate: Double
     /// Publish start to the last confirm.
-    var publishRate: Double
-    var cpu: CPUUsage
+    public var publishRate: Double
+    public var cpu: CPUUsage
 }
 
-enum RawCeiling {
+public enum RawCeiling {
     /// Publishes `messages` persistent messages of `bodyBytes` to a durable queue with
     /// confirms, `batch` per ``AMQPPublisher/publish(_:)`` call and `pipeline` calls in
     /// flight, while an ``AMQPConsumer`` on another connection takes and acks them.
-    static func run(amqp: AMQPConfiguration, runID: String, messages: Int, batch: Int, pipeline: Int, prefetch: Int, bodyBytes: Int,
-                    databaseName: String, logger: Logger) async throws -> RawResult {
+    ///
+    /// - Parameter groups: the rows of the phase's CPU profile (the services are not running yet).
+    public static func run(amqp: AMQPConfiguration, runID: String, messages: Int, batch: Int, pipeline: Int, prefetch: Int, bodyBytes: Int,
+                           databaseName: String, groups: CPUGroups, logger: Logger) async throws -> RawResult {
         let queue = "bench.raw.\(runID)"
         let topology = Topology(queues: [.init(queue)])
-        let consumer = AMQPConsumer(configuration: amqp, topology: topology, queue: queue, prefetch: prefetch, name: "intake-load-raw-consumer", logger: logger)
-        let publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "intake-load-raw-publisher", logger: logger)
+        let consumer = AMQPConsumer(configuration: amqp, topology: topology, queue: queue, prefetch: prefetch, name: "\(groups.tool)-raw-consumer", logger: logger)
+        let publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "\(groups.tool)-raw-publisher", logger: logger)
         try await waitConnected { consumer.isConnected && publisher.isConnected }
 
         let filler = String(repeating: "x", count: max(0, bodyBytes - 60))
@@ -37,7 +39,7 @@ enum RawCeiling {
         let all = (0..<messages).map(message)
 
         let consumed = Counter()
-        let cpuBefore = CPUSnapshot.take(intakePID: nil, database: databaseName)
+        let cpuBefore = CPUSnapshot.take(groups, database: databaseName)
         let start = monotonicNanos()
         let consuming = Task { () -> UInt64 in
             var last: UInt64 = 0
@@ -76,7 +78,7 @@ enum RawCeiling {
             try await Task.sleep(for: .milliseconds(2))
         }
         let end = await consuming.value
-        let cpuAfter = CPUSnapshot.take(intakePID: nil, database: databaseName)
+        let cpuAfter = CPUSnapshot.take(groups, database: databaseName)
         await consumer.stopConsuming()
         await consumer.close()
         await publisher.close()
@@ -85,7 +87,7 @@ enum RawCeiling {
                          publishRate: Double(messages) / (Double(published - start) / 1e9), cpu: cpuBefore.usage(until: cpuAfter))
     }
 
-    static func waitConnected(_ up: () -> Bool) async throws {
+    public static func waitConnected(_ up: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if up() { return }
@@ -96,30 +98,32 @@ enum RawCeiling {
 }
 
 /// A thread-safe count.
-final class Counter: @unchecked Sendable {
+public final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
 
+    public init() {}
+
     /// Adds `k` and returns the new value.
     @discardableResult
-    func add(_ k: Int) -> Int { lock.withLock { n += k; return n } }
-    var value: Int { lock.withLock { n } }
+    public func add(_ k: Int) -> Int { lock.withLock { n += k; return n } }
+    public var value: Int { lock.withLock { n } }
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Raised by SIGINT/SIGTERM: every loop checks it, so cleanup still runs.
-enum Abort {
+public enum Abort {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var raised = false
 
-    static func raise() { lock.withLock { raised = true } }
-    static var isRaised: Bool { lock.withLock { raised } }
+    public static func raise() { lock.withLock { raised = true } }
+    public static var isRaised: Bool { lock.withLock { raised } }
 
-    static func check() throws {
+    public static func check() throws {
         if isRaised { throw BenchError("interrupted") }
     }
 }
