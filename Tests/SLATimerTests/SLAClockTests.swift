@@ -105,6 +105,15 @@ struct SLAStartTests {
         #expect(throws: CommandRejection.self) { try SLAPolicy.from(slaPolicy: ["P1": ["calendar": "5x8"]]) }
     }
 
+    @Test("R-SLA-1: a ticket's stored terms read back as they were written")
+    func policyStorage() throws {
+        let policy = try SLAPolicy.from(slaPolicy: ["P2": ["response": "PT90S", "restoration": "PT5M", "calendar": "24x7"], "warnAt": [0.25, 0.8]])
+        let text = try JSONEncoder().encode(policy)
+        #expect(try JSONDecoder().decode(SLAPolicy.self, from: text) == policy)
+        #expect(try JSONDecoder().decode(SLAPolicy.self, from: JSONEncoder().encode(SLAPolicy.handbook)) == .handbook)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(SLAPolicy.self, from: Data(#""P1:x""#.utf8)) }
+    }
+
     @Test("R-SLA-6: thresholds are whole seconds, never rounded down")
     func thresholdRounding() {
         #expect(SLAPolicy.thresholdSeconds(0.9, of: 3600) == 3240)

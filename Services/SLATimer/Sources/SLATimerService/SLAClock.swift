@@ -102,6 +102,8 @@ public struct TicketClock: Codable, Equatable, Sendable {
     /// The receipt rounded down to the second: where every clock starts.
     public var start: Int64
     public var targets: [TargetClock]
+    /// The warning fractions of the terms the clocks started with (R-SLA-6).
+    public var warnAt: [Double]
     /// Ids of events already published for this ticket: a replay publishes none of them again.
     public var emitted: [String] = []
 
@@ -114,7 +116,8 @@ public struct TicketClock: Codable, Equatable, Sendable {
         let start = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
         return TicketClock(trackingNumber: trackingNumber, customerId: customerId, priority: priority,
                            receivedAt: RFC3339.format(receivedAt), start: start,
-                           targets: SLATarget.allCases.map { TargetClock(target: $0, terms: env.policy.terms(priority, $0)) })
+                           targets: SLATarget.allCases.map { TargetClock(target: $0, terms: env.policy.terms(priority, $0)) },
+                           warnAt: env.policy.warnAt)
     }
 
     /// The clocks after every input, applied in the order they happened, with what was
@@ -318,7 +321,7 @@ public struct TicketClock: Codable, Equatable, Sendable {
 
     /// Warnings by increasing fraction (R-SLA-6), then the breach at 100 %.
     func thresholds(_ t: TargetClock, _ env: SLAEnvironment) -> [(key: String, seconds: Int64, fraction: Double?)] {
-        env.policy.warnAt.map { (SLAPolicy.key($0), SLAPolicy.thresholdSeconds($0, of: t.terms.allowedSeconds), Optional($0)) }
+        warnAt.map { (SLAPolicy.key($0), SLAPolicy.thresholdSeconds($0, of: t.terms.allowedSeconds), Optional($0)) }
             + [("breach", t.terms.allowedSeconds, nil)]
     }
 
@@ -371,7 +374,7 @@ public struct TicketClock: Codable, Equatable, Sendable {
             "allowedSeconds": .int(Int(t.terms.allowedSeconds)), "dueAt": due, "state": .string(state),
             "breached": .bool(t.sent.contains("breach") || t.outcome == .missed), "outcome": t.outcome.map { .string($0.rawValue) } ?? .null,
             "businessSecondsUsed": .int(Int(used)), "remainingSeconds": .int(Int(max(0, t.terms.allowedSeconds - used))),
-            "pausedSeconds": .int(Int(pausedSeconds(t, now: now))), "warnAt": .array(env.policy.warnAt.map { .number($0) }),
+            "pausedSeconds": .int(Int(pausedSeconds(t, now: now))), "warnAt": .array(warnAt.map { .number($0) }),
         ])
     }
 

@@ -332,7 +332,7 @@ public struct SLATimers: TimerHandler {
             }
             due.append((parts[0], target))
         }
-        var rows = try store.tickets(Set(due.map(\.number)))
+        var rows = try store.clocks(due.map(\.number))
         var customers = CustomerLookup(cache: engine.cache, store: store)
         var sink = EffectSink(now: now, factory: context.events)
         var events: [CloudEvent] = []
@@ -340,7 +340,8 @@ public struct SLATimers: TimerHandler {
         for (number, target) in due {
             guard var row = rows[number], var clock = row.clock, let customerId = row.customerId,
                   let (terms, exclusions) = try customers.get(customerId) else { continue }
-            let env = SLAEnvironment(calendars: terms.calendars, policy: row.policy ?? terms.policy, exclusions: exclusions)
+            // Firing reads no policy: the targets carry their terms and the clock its warnAt.
+            let env = SLAEnvironment(calendars: terms.calendars, policy: terms.policy, exclusions: exclusions)
             let effects: [SLAEffect]
             do {
                 effects = try clock.fire(target, now: SLAEngine.seconds(now), env)
@@ -352,7 +353,7 @@ public struct SLATimers: TimerHandler {
             changed.insert(number)
             events += sink.take(effects, trackingNumber: number)
         }
-        try store.save(changed.sorted().map { rows[$0]! }, at: now)
+        try store.saveClocks(changed.sorted().map { rows[$0]! }, at: now)
         try sink.flush(context.session)
         return events
     }

@@ -56,6 +56,39 @@ public struct SLAPolicy: Codable, Equatable, Sendable {
         self.warnAt = warnAt
     }
 
+    /// Stored compactly (`P1:24x7:3600:28800;P2:...|0.5,0.75,0.9`): every ticket keeps the
+    /// terms its clocks started with, and a keyed JSON object per priority costs more to
+    /// decode than everything else a firing does.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        let halves = text.split(separator: "|", omittingEmptySubsequences: false)
+        guard halves.count == 2 else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a stored SLA policy")) }
+        var terms: [String: [String: SLATerms]] = [:]
+        for entry in halves[0].split(separator: ";") {
+            let f = entry.split(separator: ":")
+            guard f.count == 4, let calendar = SLACalendarKind(rawValue: String(f[1])), let response = Int64(f[2]), let restoration = Int64(f[3]) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad policy entry \(entry)"))
+            }
+            terms[String(f[0])] = [SLATarget.response.rawValue: SLATerms(calendar: calendar, allowedSeconds: response),
+                                   SLATarget.restoration.rawValue: SLATerms(calendar: calendar, allowedSeconds: restoration)]
+        }
+        self.terms = terms
+        warnAt = try halves[1].split(separator: ",").map { part in
+            guard let v = Double(part) else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad warnAt \(part)")) }
+            return v
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        // Both targets of a priority share its calendar (slaPolicy sets it per priority).
+        let entries = Priority.allCases.map { p in
+            let response = self.terms(p, .response), restoration = self.terms(p, .restoration)
+            return "\(p.rawValue):\(response.calendar.rawValue):\(response.allowedSeconds):\(restoration.allowedSeconds)"
+        }
+        var container = encoder.singleValueContainer()
+        try container.encode(entries.joined(separator: ";") + "|" + warnAt.map { "\($0)" }.joined(separator: ","))
+    }
+
     public func terms(_ priority: Priority, _ target: SLATarget) -> SLATerms {
         terms[priority.rawValue]?[target.rawValue] ?? Self.handbook.terms[priority.rawValue]![target.rawValue]!
     }

@@ -108,6 +108,32 @@ struct SLAStore {
         return rows
     }
 
+    /// The tickets' clocks only (no log, no policy: a firing needs neither), locked.
+    func clocks(_ numbers: some Collection<String>) throws -> [String: SLATicketRow] {
+        var rows: [String: SLATicketRow] = [:]
+        let found = try session.query("""
+            SELECT tracking_number, customer_id, clock::text FROM sla.tickets
+            WHERE tracking_number = ANY($1::text[]) AND clock IS NOT NULL ORDER BY tracking_number FOR UPDATE
+            """, [PostgresArray.text(Array(Set(numbers)))])
+        for r in found {
+            let number = try r.string(0)
+            rows[number] = SLATicketRow(
+                trackingNumber: number, customerId: try r.optionalString(1), receivedAt: nil, log: [], policy: nil,
+                clock: try r.optionalString(2).map { try Self.decode(TicketClock.self, $0) }, exists: true)
+        }
+        return rows
+    }
+
+    /// Stores the clocks of rows read with ``clocks(_:)``, leaving their logs as they are.
+    func saveClocks(_ rows: [SLATicketRow], at now: Date) throws {
+        guard !rows.isEmpty else { return }
+        try session.execute("""
+            UPDATE sla.tickets AS t SET clock = u.k::jsonb, open = u.o, updated_at = $4
+            FROM unnest($1::text[], $2::text[], $3::boolean[]) AS u(n, k, o) WHERE t.tracking_number = u.n
+            """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(try rows.map { try Self.encode($0.clock!) }),
+                  PostgresArray.text(rows.map { $0.clock!.targets.contains { !$0.isStopped } ? "true" : "false" }), .date(now)])
+    }
+
     func save(_ row: SLATicketRow, at now: Date) throws {
         try save([row], at: now)
     }
