@@ -101,9 +101,9 @@ struct SLAStore {
             let number = try r.string(0)
             rows[number] = SLATicketRow(
                 trackingNumber: number, customerId: try r.optionalString(1), receivedAt: try r.optionalDate(2),
-                log: try Self.decode([SLAInput].self, try r.string(3)),
+                log: try JSONValue.parse(try r.string(3)).arrayValue.map { try $0.map(SLAInput.init(stored:)) } ?? [],
                 policy: try r.optionalString(4).map { try Self.decode(SLAPolicy.self, $0) },
-                clock: try r.optionalString(5).map { try Self.decode(TicketClock.self, $0) }, exists: true)
+                clock: try r.optionalString(5).map { try TicketClock(stored: JSONValue.parse($0)) }, exists: true)
         }
         return rows
     }
@@ -119,7 +119,7 @@ struct SLAStore {
             let number = try r.string(0)
             rows[number] = SLATicketRow(
                 trackingNumber: number, customerId: try r.optionalString(1), receivedAt: nil, log: [], policy: nil,
-                clock: try r.optionalString(2).map { try Self.decode(TicketClock.self, $0) }, exists: true)
+                clock: try r.optionalString(2).map { try TicketClock(stored: JSONValue.parse($0)) }, exists: true)
         }
         return rows
     }
@@ -130,7 +130,7 @@ struct SLAStore {
         try session.execute("""
             UPDATE sla.tickets AS t SET clock = u.k::jsonb, open = u.o, updated_at = $4
             FROM unnest($1::text[], $2::text[], $3::boolean[]) AS u(n, k, o) WHERE t.tracking_number = u.n
-            """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(try rows.map { try Self.encode($0.clock!) }),
+            """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(rows.map { $0.clock!.stored.jsonText }),
                   PostgresArray.text(rows.map { $0.clock!.targets.contains { !$0.isStopped } ? "true" : "false" }), .date(now)])
     }
 
@@ -147,9 +147,9 @@ struct SLAStore {
             numbers.append(row.trackingNumber)
             customers.append(row.customerId)
             received.append(row.receivedAt.map(RFC3339.format))
-            logs.append(try Self.encode(row.log))
+            logs.append(JSONValue.array(row.log.map(\.stored)).jsonText)
             policies.append(try row.policy.map { try Self.encode($0) })
-            clocks.append(try row.clock.map { try Self.encode($0) })
+            clocks.append(row.clock?.stored.jsonText)
             open.append(row.clock.map { $0.targets.contains { !$0.isStopped } } ?? false ? "true" : "false")
         }
         try session.execute("""
