@@ -16,6 +16,8 @@ import ServiceLifecycle
 /// | `CSS_PREFETCH` | 512 | unacknowledged deliveries the broker may send |
 /// | `CSS_MAX_INFLIGHT_MB` | 64 | MiB of delivered, unacknowledged bodies held at most per consumer |
 /// | `CSS_LINGER_MS` | 10 | how long a worker waits for more commands when few are ready |
+/// | `CSS_TIMER_WORKERS` | 2 | timer loops firing at once (services with durable timers) |
+/// | `CSS_TIMER_BATCH` | 128 | timers fired per transaction at most |
 /// | `CSS_INBOX_RETENTION` | P7D | idempotency window: inbox entries older than this are pruned |
 /// | `CSS_REJECTION_RETENTION` | P30D | stored refused commands older than this are pruned |
 /// | `CSS_PRUNE_INTERVAL` | PT1M | how often pruning runs |
@@ -27,6 +29,11 @@ public struct HostSettings: Sendable {
     public var batchSize: Int
     public var prefetch: Int
     public var maxInFlightBytes: Int = 64 * 1024 * 1024
+    /// Timer loops per process and timers per firing transaction. Thresholds of whole-second
+    /// due times fall due together; two loops fire one second's burst on both cores, and
+    /// smaller batches publish the first of it sooner (Benchmarks/README.md).
+    public var timerWorkers = 2
+    public var timerBatchSize = 128
     public var limits = RuntimeLimits()
     public var retention = Retention()
 
@@ -42,6 +49,8 @@ public struct HostSettings: Sendable {
             prefetch: try env.int("CSS_PREFETCH", default: 512, range: 1...65535))
         settings.maxInFlightBytes = try env.int("CSS_MAX_INFLIGHT_MB", default: 64, range: 1...4096) * 1024 * 1024
         settings.limits.linger = .milliseconds(try env.int("CSS_LINGER_MS", default: 10, range: 0...100))
+        settings.timerWorkers = try env.int("CSS_TIMER_WORKERS", default: 2, range: 1...16)
+        settings.timerBatchSize = try env.int("CSS_TIMER_BATCH", default: 128, range: 1...1000)
         settings.retention.inboxSeconds = try duration(env, "CSS_INBOX_RETENTION", default: "P7D", minimum: 60)
         settings.retention.rejectionSeconds = try duration(env, "CSS_REJECTION_RETENTION", default: "P30D", minimum: 60)
         settings.retention.intervalSeconds = try duration(env, "CSS_PRUNE_INTERVAL", default: "PT1M", minimum: 0.1)
@@ -99,8 +108,9 @@ public final class ServiceHost: Service, Sendable {
     }
 
     public func run() async throws {
-        // One connection per worker, one for the event consumer, one for the timer loop (its LISTEN has its own).
-        let client = PostgresClient(configuration: settings.database, size: settings.workers + 1 + (timerHandler == nil ? 0 : 1), logger: logger)
+        // One connection per worker, one for the event consumer, one per timer loop (each LISTEN has its own).
+        let client = PostgresClient(configuration: settings.database, size: settings.workers + 1 + (timerHandler == nil ? 0 : settings.timerWorkers),
+                                    logger: logger)
         let applied = try await Migrator(schema: schema, migrations: migrations).migrate(client: client, logger: logger)
         logger.info("database ready", metadata: ["db.schema": "\(schema)", "db.applied": "\(applied)"])
 
@@ -126,9 +136,11 @@ public final class ServiceHost: Service, Sendable {
                            logger: logger, shutdown: shutdown, limits: settings.limits)
         } }
         let timers = timerHandler.map { h in
-            TimerLoop(service: service, schema: schema, handler: h, client: client, listenConfiguration: settings.database, relay: relay,
-                      clock: clock, logger: logger, shutdown: shutdown, batchSize: settings.batchSize)
-        }
+            (0..<settings.timerWorkers).map { _ in
+                TimerLoop(service: service, schema: schema, handler: h, client: client, listenConfiguration: settings.database, relay: relay,
+                          clock: clock, logger: logger, shutdown: shutdown, batchSize: settings.timerBatchSize)
+            }
+        } ?? []
         let pruner = Pruner(schema: schema, retention: settings.retention, clock: clock)
         logger.info("service started", metadata: ["service": "\(service)", "amqp.url": "\(settings.amqp.redactedURL)", "workers": "\(settings.workers)"])
 
@@ -140,8 +152,8 @@ public final class ServiceHost: Service, Sendable {
                 if let eventProcessor {
                     group.addTask { await eventProcessor.run(batchSize: self.settings.batchSize) }
                 }
-                if let timers {
-                    group.addTask { await timers.run() }
+                for loop in timers {
+                    group.addTask { await loop.run() }
                 }
                 await group.waitForAll()
                 pruning.cancel()
@@ -152,7 +164,7 @@ public final class ServiceHost: Service, Sendable {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new commands; finishing those in hand")
             shutdown.begin()
-            timers?.stop()
+            for loop in timers { loop.stop() }
             Task {
                 await consumer.stopConsuming()
                 await eventConsumer?.stopConsuming()
