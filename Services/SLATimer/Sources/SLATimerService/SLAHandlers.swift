@@ -277,7 +277,13 @@ public struct SLAEvents: EventHandler {
 
     /// R-SLA-5: an interval that no longer counts toward the customer's restoration clocks.
     func exclusionAdded(_ event: CloudEvent, store: SLAStore, context: CommandContext) throws -> [CloudEvent] {
-        let exclusion = try AddExclusion.parse(event.data, prefix: "data.").exclusion
+        let exclusion: Exclusion
+        do {
+            exclusion = try AddExclusion.parse(event.data, requireBy: false).exclusion
+        } catch {
+            // The same reasons as the command's, named where they are in the event.
+            throw CommandRejection(error.errors.map { e in CommandError(code: e.code, field: e.field.map { "data.\($0)" }, message: e.message) })
+        }
         guard let terms = try engine.cache.terms(exclusion.customerId, store: store) else {
             throw CommandRejection(code: ErrorCode.unknownCustomer, field: "data.customerId", message: "no customer \(exclusion.customerId) is known to the SLA service")
         }
@@ -376,7 +382,8 @@ public struct AddExclusion: Sendable, Equatable {
         Exclusion(customerId: customerId, exclusionId: exclusionId, start: start, end: end, reason: reason, changeId: changeId)
     }
 
-    public static func parse(_ body: JSONValue, prefix: String = "") throws(CommandRejection) -> AddExclusion {
+    /// - Parameter requireBy: the command names who adds it; an event from change management may not.
+    public static func parse(_ body: JSONValue, requireBy: Bool = true) throws(CommandRejection) -> AddExclusion {
         let errors = ValidationErrors()
         let r = try FieldReader.body(body, errors: errors)
         let customerId = Identifier.read(r, "customerId")
@@ -385,7 +392,7 @@ public struct AddExclusion: Sendable, Equatable {
         let end = r.timestamp("end")
         let reason = r.string("reason", maxLength: 500)
         let changeId = r.string("changeId", required: false, maxLength: 64)
-        let by = r.string("by", required: prefix.isEmpty, maxLength: 254)
+        let by = r.string("by", required: requireBy, maxLength: 254)
         if let start, let end {
             if end <= start {
                 errors.add(ErrorCode.invalidField, "end", "end must be after start")

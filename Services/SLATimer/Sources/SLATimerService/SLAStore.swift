@@ -12,7 +12,6 @@ struct SLATicketRow {
     var log: [SLAInput]
     var policy: SLAPolicy?
     var clock: TicketClock?
-    var exists: Bool
 }
 
 /// An excluded interval of a customer (R-SLA-5).
@@ -85,14 +84,10 @@ struct SLAStore {
 
     // MARK: Tickets
 
-    func ticket(_ number: String) throws -> SLATicketRow {
-        try tickets([number])[number]!
-    }
-
     /// The tickets, locked for this transaction; a number not stored yet gets an empty row.
     func tickets(_ numbers: some Collection<String>) throws -> [String: SLATicketRow] {
         var rows: [String: SLATicketRow] = [:]
-        for n in numbers { rows[n] = SLATicketRow(trackingNumber: n, customerId: nil, receivedAt: nil, log: [], policy: nil, clock: nil, exists: false) }
+        for n in numbers { rows[n] = SLATicketRow(trackingNumber: n, customerId: nil, receivedAt: nil, log: [], policy: nil, clock: nil) }
         let found = try session.query("""
             SELECT tracking_number, customer_id, received_at, log::text, policy::text, clock::text FROM sla.tickets
             WHERE tracking_number = ANY($1::text[]) ORDER BY tracking_number FOR UPDATE
@@ -103,7 +98,7 @@ struct SLAStore {
                 trackingNumber: number, customerId: try r.optionalString(1), receivedAt: try r.optionalDate(2),
                 log: try JSONValue.parse(try r.string(3)).arrayValue.map { try $0.map(SLAInput.init(stored:)) } ?? [],
                 policy: try r.optionalString(4).map { try Self.decode(SLAPolicy.self, $0) },
-                clock: try r.optionalString(5).map { try TicketClock(stored: JSONValue.parse($0)) }, exists: true)
+                clock: try r.optionalString(5).map { try TicketClock(stored: JSONValue.parse($0)) })
         }
         return rows
     }
@@ -119,7 +114,7 @@ struct SLAStore {
             let number = try r.string(0)
             rows[number] = SLATicketRow(
                 trackingNumber: number, customerId: try r.optionalString(1), receivedAt: nil, log: [], policy: nil,
-                clock: try r.optionalString(2).map { try TicketClock(stored: JSONValue.parse($0)) }, exists: true)
+                clock: try r.optionalString(2).map { try TicketClock(stored: JSONValue.parse($0)) })
         }
         return rows
     }
@@ -132,10 +127,6 @@ struct SLAStore {
             FROM unnest($1::text[], $2::text[], $3::boolean[]) AS u(n, k, o) WHERE t.tracking_number = u.n
             """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(rows.map { $0.clock!.stored.jsonText }),
                   PostgresArray.text(rows.map { $0.clock!.targets.contains { !$0.isStopped } ? "true" : "false" }), .date(now)])
-    }
-
-    func save(_ row: SLATicketRow, at now: Date) throws {
-        try save([row], at: now)
     }
 
     /// Stores the rows in one statement.
