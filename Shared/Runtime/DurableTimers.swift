@@ -96,6 +96,25 @@ public struct TimerStore: Sendable {
         }.sorted { ($0.dueAt, $0.key) < ($1.dueAt, $1.key) }
     }
 
+    /// Takes out up to `limit` timers due at the earliest instant still ahead, if that instant
+    /// is no later than `horizon`: a burst (thresholds share whole-second due times) prepared
+    /// before it falls due. Nil when nothing falls due by then.
+    func claimNext(before horizon: Date, limit: Int, session: PostgresSession) throws -> (instant: Date, timers: [DueTimer])? {
+        guard let instant = try session.query("""
+            SELECT min(due_at) FROM \(schema).timers WHERE failure IS NULL AND due_at <= $1
+            """, [.date(horizon)]).first?.optionalDate(0) else { return nil }
+        let rows = try session.query("""
+            DELETE FROM \(schema).timers WHERE key IN (
+                SELECT key FROM \(schema).timers WHERE due_at = $1 AND failure IS NULL
+                ORDER BY key LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING key, due_at, payload::text
+            """, [.date(instant), .int(limit)])
+        let timers = try rows.map { r in
+            DueTimer(key: try r.string(0), dueAt: try r.date(1), payload: (try? JSONValue.parse(try r.string(2))) ?? .null)
+        }.sorted { $0.key < $1.key }
+        return timers.isEmpty ? nil : (instant, timers)
+    }
+
     /// Parks a timer whose handler fails permanently: kept, with the reason, never due again.
     ///
     /// Only that arming of that key: if the key was re-armed (another due time) or cancelled
@@ -140,6 +159,8 @@ public final class TimerLoop: Sendable {
     let retry: RetryLoop
     let batchSize: Int
     let maxSleep: Duration
+    /// How long before their due instant a burst of timers is prepared (see ``fireDue(now:)``); zero: never ahead.
+    let lead: Duration
     private let wakeup = Wakeup()
     /// Begun by ``stop()`` (and so by the host's shutdown): a unit of work that keeps failing
     /// transiently gives up, leaving its timers due, instead of keeping `run()` from ending.
@@ -152,7 +173,7 @@ public final class TimerLoop: Sendable {
 
     public init(service: String, schema: String, handler: any TimerHandler, client: PostgresClient, listenConfiguration: PostgresConfiguration,
                 relay: OutboxRelay, clock: any CSSModel.Clock, logger: Logger, shutdown: ShutdownSignal,
-                batchSize: Int = 256, maxSleep: Duration = .seconds(5)) {
+                batchSize: Int = 256, maxSleep: Duration = .seconds(5), lead: Duration = .zero) {
         self.store = TimerStore(schema: schema)
         self.handler = handler
         self.client = client
@@ -166,6 +187,7 @@ public final class TimerLoop: Sendable {
         self.retry = RetryLoop(shutdown: stopping, logger: logger)
         self.batchSize = batchSize
         self.maxSleep = maxSleep
+        self.lead = lead
     }
 
     /// Timers fired and parked since start.
@@ -218,16 +240,38 @@ public final class TimerLoop: Sendable {
     }
 
     /// Takes out and fires what is due; returns how many and the rows to publish.
+    ///
+    /// With a `lead`, when nothing is due yet, the timers of the next due instant within the
+    /// lead are taken out and fired *as of that instant* (the handler gets it as `now`) ahead of
+    /// it, and the transaction commits at the instant itself: a second's burst of thresholds is
+    /// published when it falls due instead of after the time it takes to fire it. The rows stay
+    /// locked meanwhile, so a fact about one of those tickets that arrives in the last `lead`
+    /// before the instant is applied just after the firing, as if it had arrived just after it.
     func fireDue(now: Date) async throws -> (Int, [OutboxRow]) {
         let store = self.store, handler = self.handler, outbox = self.outbox, events = self.events, limit = batchSize
+        let horizon = now.addingTimeInterval(Self.seconds(lead)), clock = self.clock
         let (count, rows) = try await client.withTransaction { session -> (Int, [OutboxRow]) in
-            let due = try store.claimDue(now: now, limit: limit, session: session)
+            var due = try store.claimDue(now: now, limit: limit, session: session)
+            var instant = now
+            if due.isEmpty, horizon > now, let next = try store.claimNext(before: horizon, limit: limit, session: session) {
+                (instant, due) = (next.instant, next.timers)
+            }
             guard !due.isEmpty else { return (0, []) }
-            let caused = try handler.fire(due, now: now, context: CommandContext(session: session, events: events))
-            return (due.count, try outbox.insert(caused.map(OutboxMessage.event), session: session))
+            let caused = try handler.fire(due, now: max(now, instant), context: CommandContext(session: session, events: events))
+            let rows = try outbox.insert(caused.map(OutboxMessage.event), session: session)
+            // Prepared ahead: commit when they fall due, not before. Blocking is right here: this
+            // is the connection's own thread, and the wait is at most `lead`.
+            let early = instant.timeIntervalSince(clock.now())
+            if early > 0 { Thread.sleep(forTimeInterval: early) }
+            return (due.count, rows)
         }
         counters.withLock { $0.fired += count }
         return (count, rows)
+    }
+
+    static func seconds(_ d: Duration) -> TimeInterval {
+        let (s, atto) = d.components
+        return TimeInterval(s) + TimeInterval(atto) / 1e18
     }
 
     /// After a batch failed permanently: each due timer in a transaction of its own; one that
@@ -296,12 +340,12 @@ public final class TimerLoop: Sendable {
         }
         var wait = maxSleep
         if let next {
-            if fired == 0 && next <= claimedAt {
+            if fired == 0 && next <= claimedAt.addingTimeInterval(Self.seconds(lead)) {
                 // Due at the claim, yet not taken: another process's firing transaction holds
                 // it. Looking again at once would spin for as long as that transaction runs.
                 wait = min(wait, Self.heldTimerPoll)
             } else {
-                let seconds = next.timeIntervalSince(clock.now())
+                let seconds = next.timeIntervalSince(clock.now()) - Self.seconds(lead)
                 if seconds <= 0 { return }
                 wait = min(wait, .milliseconds(Int64((seconds * 1000).rounded(.up))))
             }

@@ -89,8 +89,9 @@ struct RetryLoop {
                 var m = metadata
                 m["error.message"] = "\(error)"
                 m["retry.attempt"] = "\(attempt)"
-                if shutdown.hasBegun {
-                    logger.warning("\(what) abandoned at shutdown; the broker will deliver it again", metadata: m)
+                if shutdown.hasBegun || Task.isCancelled {
+                    // A cancelled task's sleeps return at once: retrying would spin.
+                    logger.warning("\(what) abandoned at shutdown; it stays to be done again after the restart", metadata: m)
                     return .abandoned
                 }
                 if attempt == 1 || attempt % 10 == 0 {

@@ -17,7 +17,8 @@ import ServiceLifecycle
 /// | `CSS_MAX_INFLIGHT_MB` | 64 | MiB of delivered, unacknowledged bodies held at most per consumer |
 /// | `CSS_LINGER_MS` | 10 | how long a worker waits for more commands when few are ready |
 /// | `CSS_TIMER_WORKERS` | 2 | timer loops firing at once (services with durable timers) |
-/// | `CSS_TIMER_BATCH` | 128 | timers fired per transaction at most |
+/// | `CSS_TIMER_BATCH` | 512 | timers fired per transaction at most |
+/// | `CSS_TIMER_LEAD_MS` | 500 | how long before a due instant its timers are prepared (committed at the instant); 0: never ahead |
 /// | `CSS_INBOX_RETENTION` | P7D | idempotency window: inbox entries older than this are pruned |
 /// | `CSS_REJECTION_RETENTION` | P30D | stored refused commands older than this are pruned |
 /// | `CSS_PRUNE_INTERVAL` | PT1M | how often pruning runs |
@@ -33,7 +34,10 @@ public struct HostSettings: Sendable {
     /// due times fall due together; two loops fire one second's burst on both cores, and
     /// smaller batches publish the first of it sooner (Benchmarks/README.md).
     public var timerWorkers = 2
-    public var timerBatchSize = 128
+    public var timerBatchSize = 512
+    /// Prepared this long before their instant, a second's burst (1,000 thresholds) commits when
+    /// it falls due rather than after the half second it takes to fire on two cores.
+    public var timerLead: Duration = .milliseconds(500)
     public var limits = RuntimeLimits()
     public var retention = Retention()
 
@@ -50,7 +54,8 @@ public struct HostSettings: Sendable {
         settings.maxInFlightBytes = try env.int("CSS_MAX_INFLIGHT_MB", default: 64, range: 1...4096) * 1024 * 1024
         settings.limits.linger = .milliseconds(try env.int("CSS_LINGER_MS", default: 10, range: 0...100))
         settings.timerWorkers = try env.int("CSS_TIMER_WORKERS", default: 2, range: 1...16)
-        settings.timerBatchSize = try env.int("CSS_TIMER_BATCH", default: 128, range: 1...1000)
+        settings.timerBatchSize = try env.int("CSS_TIMER_BATCH", default: 512, range: 1...5000)
+        settings.timerLead = .milliseconds(try env.int("CSS_TIMER_LEAD_MS", default: 500, range: 0...5000))
         settings.retention.inboxSeconds = try duration(env, "CSS_INBOX_RETENTION", default: "P7D", minimum: 60)
         settings.retention.rejectionSeconds = try duration(env, "CSS_REJECTION_RETENTION", default: "P30D", minimum: 60)
         settings.retention.intervalSeconds = try duration(env, "CSS_PRUNE_INTERVAL", default: "PT1M", minimum: 0.1)
@@ -138,7 +143,7 @@ public final class ServiceHost: Service, Sendable {
         let timers = timerHandler.map { h in
             (0..<settings.timerWorkers).map { _ in
                 TimerLoop(service: service, schema: schema, handler: h, client: client, listenConfiguration: settings.database, relay: relay,
-                          clock: clock, logger: logger, shutdown: shutdown, batchSize: settings.timerBatchSize)
+                          clock: clock, logger: logger, shutdown: shutdown, batchSize: settings.timerBatchSize, lead: settings.timerLead)
             }
         } ?? []
         let pruner = Pruner(schema: schema, retention: settings.retention, clock: clock)

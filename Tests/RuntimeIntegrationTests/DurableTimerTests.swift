@@ -395,4 +395,26 @@ import Testing
             #expect(a.loop.fired == 1)
         }
     }
+
+    // R-SLA-6 on time: with a lead, a burst that shares one due instant is fired as of that
+    // instant ahead of it and committed at the instant, never before; two loops split it and
+    // each timer still fires once.
+    @Test func aBurstPreparedAheadCommitsAtItsInstantNeverBefore() async throws {
+        try await TimerWorld.with { w in
+            let instant = Date(timeIntervalSince1970: (SystemClock().now().timeIntervalSince1970 + 2).rounded(.down))
+            try await w.arm((0..<600).map { DueTimer(key: String(format: "b%04d", $0), dueAt: instant) })
+            let a = w.startLoop("a", batchSize: 400, lead: .milliseconds(700))
+            let b = w.startLoop("b", batchSize: 400, lead: .milliseconds(700))
+            // Nothing committed before the instant, however early it was prepared.
+            while SystemClock().now() < instant.addingTimeInterval(-0.05) {
+                #expect(try await w.firedCount() == 0, "a firing committed before its instant")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try await w.waitForFirings(600, timeout: .seconds(10)))
+            #expect(try await w.firings().values.allSatisfy { $0 == 1 })
+            let nows = a.handler.nows.get + b.handler.nows.get
+            #expect(!nows.isEmpty && nows.allSatisfy { $0 >= instant }, "fired as of its instant")
+            #expect(try await w.int("SELECT count(*) FROM tmr.fired WHERE fired_at < $1", [.date(instant.addingTimeInterval(-0.7))]) == 0)
+        }
+    }
 }

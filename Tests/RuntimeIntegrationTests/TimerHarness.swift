@@ -45,9 +45,12 @@ struct RecordingHandler: TimerHandler {
     let hook: FireHook?
     /// Calls of `fire`, including those whose transaction rolled back.
     let calls = Shared<[[String]]>([])
+    /// The `now` of each call.
+    let nows = Shared<[Date]>([])
 
     func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent] {
         let batch = calls.update { c -> Int in c.append(timers.map(\.key)); return c.count }
+        nows.update { $0.append(now) }
         try hook?(timers, context.session)
         try context.session.execute("""
             INSERT INTO \(timerSchema).fired (key, due_at, fired_at, loop, batch, event_id)
@@ -78,7 +81,7 @@ final class RunningLoop: Sendable {
     private let ended = Shared<ContinuousClock.Instant?>(nil)
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
-    init(world: TimerWorld, name: String, hook: FireHook?, batchSize: Int, maxSleep: Duration, listen: PostgresConfiguration?) {
+    init(world: TimerWorld, name: String, hook: FireHook?, batchSize: Int, maxSleep: Duration, listen: PostgresConfiguration?, lead: Duration = .zero) {
         self.name = name
         handler = RecordingHandler(loop: name, hook: hook)
         var configuration = world.database
@@ -91,7 +94,8 @@ final class RunningLoop: Sendable {
         relay = OutboxRelay(store: OutboxStore(schema: timerSchema), client: client, publisher: publisher, logger: world.logger)
         shutdown = ShutdownSignal()
         loop = TimerLoop(service: "timers-test", schema: timerSchema, handler: handler, client: client, listenConfiguration: listenConfiguration,
-                         relay: relay, clock: SystemClock(), logger: world.logger, shutdown: shutdown, batchSize: batchSize, maxSleep: maxSleep)
+                         relay: relay, clock: SystemClock(), logger: world.logger, shutdown: shutdown, batchSize: batchSize, maxSleep: maxSleep,
+                         lead: lead)
     }
 
     func start() {
@@ -186,8 +190,8 @@ final class TimerWorld: Sendable {
     /// - Parameter start: false to call ``RunningLoop/start()`` later.
     @discardableResult
     func startLoop(_ name: String = "a", hook: FireHook? = nil, batchSize: Int = 256, maxSleep: Duration = .seconds(5),
-                   listen: PostgresConfiguration? = nil, start: Bool = true) -> RunningLoop {
-        let loop = RunningLoop(world: self, name: name, hook: hook, batchSize: batchSize, maxSleep: maxSleep, listen: listen)
+                   listen: PostgresConfiguration? = nil, lead: Duration = .zero, start: Bool = true) -> RunningLoop {
+        let loop = RunningLoop(world: self, name: name, hook: hook, batchSize: batchSize, maxSleep: maxSleep, listen: listen, lead: lead)
         loops.withLock { $0.append(loop) }
         if start { loop.start() }
         return loop
