@@ -80,7 +80,7 @@ struct SLALoad: AsyncParsableCommand {
     @Option(help: "Passed to sla as CSS_WORKERS.")
     var workers: Int?
 
-    @Option(help: "Passed to sla as CSS_BATCH_SIZE (also the timer loop's batch).")
+    @Option(help: "Passed to sla as CSS_BATCH_SIZE (events per transaction; timers use CSS_TIMER_BATCH).")
     var batchSize: Int?
 
     @Option(help: "Passed to sla as CSS_PREFETCH.")
