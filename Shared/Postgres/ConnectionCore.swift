@@ -209,15 +209,19 @@ final class ConnectionCore {
 
     /// Waits up to `timeoutMilliseconds` for notifications on `channel`, LISTENing first if
     /// this connection does not yet (after a reconnect, notifications sent meanwhile are lost,
-    /// which is why they may only ever be a wake-up). Returns their payloads, possibly none.
-    func notifications(channel: String, timeoutMilliseconds: Int32) throws -> [String] {
+    /// which is why they may only ever be a wake-up). Returns their payloads, possibly none, and
+    /// whether this call started listening (at first use or after a reconnect): then anything
+    /// sent before is lost and the caller should look at the truth again. It returns at once then.
+    func notifications(channel: String, timeoutMilliseconds: Int32) throws -> (payloads: [String], startedListening: Bool) {
         let connection = try ensureConnected()
+        var started = false
         if !listening.contains(channel) {
             try runScript("LISTEN \(Self.quotedIdentifier(channel))")
             listening.insert(channel)
+            started = true
         }
         var payloads = drainNotifications(connection)
-        guard payloads.isEmpty else { return payloads }
+        guard payloads.isEmpty, !started else { return (payloads, started) }
         var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
         // Blocking is right here: this is the connection's own thread, used for nothing else.
         if poll(&descriptor, 1, max(0, timeoutMilliseconds)) > 0 {
@@ -226,7 +230,7 @@ final class ConnectionCore {
             }
             payloads = drainNotifications(connection)
         }
-        return payloads
+        return (payloads, false)
     }
 
     private func drainNotifications(_ connection: OpaquePointer) -> [String] {

@@ -81,12 +81,13 @@ public actor PostgresConnection {
 
     /// Waits up to `timeout` for notifications (`NOTIFY`, `pg_notify`) on `channel` and
     /// returns their payloads, possibly none. The first call, and the first after a
-    /// reconnect, LISTENs; notifications sent while the connection was down are lost, so
-    /// use them as a wake-up, never as the only record of something.
+    /// reconnect, LISTENs and returns at once with `startedListening`: notifications sent
+    /// before (or while the connection was down) are lost, so use them as a wake-up, never
+    /// as the only record of something, and look at the record again when listening starts.
     ///
     /// Blocks this connection's thread while it waits: give a listener a connection of its own.
     /// - Throws: `connection_lost` when the server went away while waiting (the next call reconnects).
-    public func notifications(channel: String, timeout: Duration) throws -> [String] {
+    public func notifications(channel: String, timeout: Duration) throws -> (payloads: [String], startedListening: Bool) {
         let (seconds, attoseconds) = timeout.components
         let milliseconds = min(Int64(Int32.max), max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
         return try core.notifications(channel: channel, timeoutMilliseconds: Int32(milliseconds))

@@ -360,18 +360,15 @@ public final class TimerLoop: Sendable {
         defer { Task { await connection.close() } }
         let channel = store.channel
         var failures = 0
-        var listening = false
         while !wakeup.isClosed, !shutdown.hasBegun, !Task.isCancelled {
             do {
                 let got = try await connection.notifications(channel: channel, timeout: .milliseconds(250))
                 failures = 0
-                // A timer armed before this connection LISTENed (at start, or while it was down)
-                // sent its NOTIFY to nobody, and the loop may be asleep past its due time: have
-                // the loop read the table again.
-                if !got.isEmpty || !listening { wakeup.signal() }
-                listening = true
+                // A timer armed before this connection LISTENed (at start, after an error, or after
+                // a reconnect inside the call) sent its NOTIFY to nobody, and the loop may be asleep
+                // past its due time: have the loop read the table again.
+                if !got.payloads.isEmpty || got.startedListening { wakeup.signal() }
             } catch {
-                listening = false
                 failures += 1
                 if failures == 1 { logger.warning("timer wake-up listener lost its connection; retrying", metadata: ["error.message": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(min(5000, 100 * (1 << min(failures, 6)))))
