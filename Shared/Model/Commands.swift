@@ -230,11 +230,15 @@ public struct OnboardCustomer: Sendable, Equatable {
             catalogue: catalogue, quotas: quotas, slaPolicy: policy, priorityRules: priorityRules)
     }
 
-    /// `holidayCalendar`: iCalendar text that must parse as the calendar engine reads it.
+    /// `holidayCalendar`: iCalendar text that must parse as the calendar engine reads it, with at least one holiday.
     static func readHolidayCalendar(_ r: FieldReader, _ errors: ValidationErrors) -> String? {
         guard let text = r.string("holidayCalendar", required: false, maxLength: maxHolidayCalendarLength) else { return nil }
         do {
-            _ = try ICalendarHolidays(parsing: text)
+            // An empty calendar would let a region without statutory rules onboard with no holidays at all.
+            guard !(try ICalendarHolidays(parsing: text)).events.isEmpty else {
+                errors.add(ErrorCode.invalidField, r.path("holidayCalendar"), "\(r.path("holidayCalendar")) lists no holidays (no all-day VEVENT)")
+                return nil
+            }
         } catch {
             errors.add(ErrorCode.invalidField, r.path("holidayCalendar"), "\(r.path("holidayCalendar")) is not a usable iCalendar: \(error.message)")
             return nil

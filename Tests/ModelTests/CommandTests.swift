@@ -164,6 +164,11 @@ END:VCALENDAR\r
             #expect(e.field == "holidayCalendar")
             #expect(e.message.contains(calendarMessage), "\(e.message)")
         }
+        // R-SLA-2: a calendar with no holiday in it is no holidays brought.
+        let empty = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = nil
+            $0["holidayCalendar"] = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n" }
+        #expect(refusal(empty)?.errors.map(\.field) == ["holidayCalendar"])
+        #expect(refusal(empty)?.errors.first?.message.contains("lists no holidays") == true)
         // An unusable calendar still counts as bringing holidays: the one error is the calendar's.
         let unknownRegion = try onboard { $0["supportRegion"] = "BR"; $0["extraHolidays"] = nil; $0["holidayCalendar"] = "not a calendar" }
         #expect(refusal(unknownRegion)?.errors.map(\.field) == ["holidayCalendar"])
