@@ -130,6 +130,21 @@ public final class PostgresSession {
         return try core.run(sql, parameters).affectedRows
     }
 
+    /// Takes transaction-level advisory locks (released at COMMIT or ROLLBACK), waiting for
+    /// them: `exclusive` keys alone, `shared` keys beside other shared holders. One statement
+    /// each, keys in one order, so two sessions never wait on each other in a circle; a key in
+    /// both lists is taken exclusively. Keys are any text (hashed with `hashtextextended`):
+    /// prefix them with what they lock (`classification:customer:acme`).
+    public func advisoryLocks(exclusive: [String], shared: [String] = []) throws {
+        let ex = Set(exclusive)
+        let sh = Set(shared).subtracting(ex)
+        for (keys, function) in [(ex, "pg_advisory_xact_lock"), (sh, "pg_advisory_xact_lock_shared")] where !keys.isEmpty {
+            _ = try query("""
+                SELECT count(\(function)(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s
+                """, [PostgresArray.text(Array(keys))])
+        }
+    }
+
     /// Runs `body` inside BEGIN … COMMIT within this session, rolling back when it throws.
     ///
     /// For `withSession` work that needs several transactions on one connection, such as

@@ -104,19 +104,7 @@ struct ClassificationStore {
     /// against each other, and a customer's onboarding against its tickets, across
     /// processes, so a ticket that waits for its customer is never missed by both.
     func lock(exclusive: [String], shared: [String] = []) throws {
-        let ex = Set(exclusive)
-        let sh = Set(shared).subtracting(ex)
-        // One statement each, keys in one order, so two processes never wait on each other in a circle.
-        if !ex.isEmpty {
-            _ = try session.query("""
-                SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s
-                """, [PostgresArray.text(ex.map { "classification:" + $0 })])
-        }
-        if !sh.isEmpty {
-            _ = try session.query("""
-                SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s
-                """, [PostgresArray.text(sh.map { "classification:" + $0 })])
-        }
+        try session.advisoryLocks(exclusive: exclusive.map { "classification:" + $0 }, shared: shared.map { "classification:" + $0 })
     }
 
     // MARK: Customers

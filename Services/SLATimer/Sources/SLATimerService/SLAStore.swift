@@ -45,8 +45,8 @@ struct SLAStore {
     /// tickets that found it unknown, so none of them is left waiting for an onboarding that
     /// committed meanwhile (two SLA processes at once).
     func lockCustomer(_ id: String, exclusive: Bool) throws {
-        let function = exclusive ? "pg_advisory_xact_lock" : "pg_advisory_xact_lock_shared"
-        try session.execute("SELECT \(function)(hashtext('sla.customer'), hashtext($1))", [.string(id)])
+        let key = "sla:customer:\(id)"
+        try session.advisoryLocks(exclusive: exclusive ? [key] : [], shared: exclusive ? [] : [key])
     }
 
     /// Keeps the newest onboarding by event time; returns whether this one was newer.
