@@ -91,4 +91,7 @@ public enum ErrorCode {
     public static let otherCustomer = "other_customer"
     public static let unknownRegion = "unknown_region"
     public static let conflict = "conflict"
+    public static let unknownTeam = "unknown_team"
+    public static let unknownEscalation = "unknown_escalation"
+    public static let overlappingOverrides = "overlapping_overrides"
 }

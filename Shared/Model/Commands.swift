@@ -17,6 +17,14 @@ public enum CommandName {
     public static let problemUpdate = "problem.update"
     public static let problemLink = "problem.link"
     public static let problemGet = "problem.get"
+    /// A team's on-call rotation and escalation chain (R-ESC-5, R-ESC-2).
+    public static let oncallScheduleSet = "oncall.schedule.set"
+    /// Who is on call for a team at an instant, and the next hand-offs (R-ESC-5).
+    public static let oncallGet = "oncall.get"
+    /// Acknowledges an escalation: its chain stops (R-ESC-6).
+    public static let escalationAck = "escalation.ack"
+    /// A team's open escalations.
+    public static let escalationList = "escalation.list"
 }
 
 /// Identifiers that end up in routing keys (`customer.<id>`, `oncall.<team>.p1`) may
@@ -91,6 +99,9 @@ public struct OnboardCustomer: Sendable, Equatable {
     public var maxContacts: Int
     public var contacts: [Contact]
     public var changeContacts: [String]
+    /// The customer's Customer Success Manager on the vendor's side: customer escalations
+    /// (R-ESC-4, R-CUS-5) go to the primary POC and to them.
+    public var successManager: Contact?
     public var catalogue: [String]
     public var quotas: Quotas?
     public var slaPolicy: SLAPolicy?
@@ -179,6 +190,13 @@ public struct OnboardCustomer: Sendable, Equatable {
                 }
             }
         }
+        var successManager: Contact?
+        if let m = r.object("successManager", required: false) {
+            let email = m.email("email")
+            let mname = m.string("name", maxLength: 200)
+            let phone = m.string("phone", required: false, maxLength: 40)
+            if let email, let mname { successManager = Contact(email: email, name: mname, phone: phone, primary: false) }
+        }
         let catalogue = r.strings("catalogue", required: false, maxCount: 5000, maxLength: 200) ?? []
         var quotas: Quotas?
         if let q = r.object("quotas", required: false) {
@@ -226,7 +244,7 @@ public struct OnboardCustomer: Sendable, Equatable {
         return OnboardCustomer(
             customerId: customerId!, name: name!, timeZone: timeZone!, supportRegion: region!,
             extraHolidays: extraHolidays, holidayCalendar: holidayCalendar, team: team!, contractYearStart: contractYearStart!,
-            maxContacts: maxContacts, contacts: contacts, changeContacts: changeContacts,
+            maxContacts: maxContacts, contacts: contacts, changeContacts: changeContacts, successManager: successManager,
             catalogue: catalogue, quotas: quotas, slaPolicy: policy, priorityRules: priorityRules)
     }
 
@@ -311,6 +329,7 @@ public struct OnboardCustomer: Sendable, Equatable {
             ["email": .string(c.email), "name": .string(c.name), "phone": .optional(c.phone), "primary": .bool(c.primary)]
         })
         o["changeContacts"] = .array(changeContacts.map { .string($0) })
+        o["successManager"] = successManager.map { ["email": .string($0.email), "name": .string($0.name), "phone": .optional($0.phone)] } ?? .null
         o["catalogue"] = .array(catalogue.map { .string($0) })
         o["quotas"] = quotas.map { ["standard": .int($0.standard), "nonStandard": .int($0.nonStandard)] } ?? .null
         if let slaPolicy {

@@ -58,6 +58,17 @@ public enum EventType {
     public static let problemCauseRecorded = "problem.cause_recorded"
     public static let problemWorkaroundRecorded = "problem.workaround_recorded"
     public static let problemResolved = "problem.resolved"
+    /// A team's on-call schedule was set or replaced (R-ESC-5).
+    public static let oncallScheduleUpdated = "oncall.schedule.updated"
+    /// An escalation message went to one level of a chain (R-ESC-1..4).
+    public static let escalationSent = "escalation.sent"
+    public static let escalationAcknowledged = "escalation.acknowledged"
+    /// A level with nobody to notify was skipped at once, with the reason (R-ESC-6).
+    public static let escalationSkipped = "escalation.skipped"
+    /// A P2–P4 notification outside the customer's business hours waits for the next opening (R-ESC-1).
+    public static let escalationHeld = "escalation.held"
+    /// The ticket was restored, closed or responded to, or the contact is back: the chain ends (R-ESC-6).
+    public static let escalationResolved = "escalation.resolved"
 }
 
 /// A CloudEvents 1.0 event in structured mode.
@@ -68,16 +79,35 @@ public struct CloudEvent: Sendable, Equatable {
     public var time: Date
     public var subject: String?
     public var data: JSONValue
+    /// A message published together with this event, in the same outbox write: the page on
+    /// `css.escalations` that an `escalation.sent` records. Not part of the event's JSON.
+    public var companion: Companion?
 
     public static let contentType = "application/cloudevents+json"
 
-    public init(id: String, type: String, source: String, time: Date, subject: String?, data: JSONValue) {
+    /// A plain JSON message to another exchange than `css.events`.
+    public struct Companion: Sendable, Equatable {
+        public var exchange: String
+        public var routingKey: String
+        public var messageID: String
+        public var body: JSONValue
+
+        public init(exchange: String, routingKey: String, messageID: String, body: JSONValue) {
+            self.exchange = exchange
+            self.routingKey = routingKey
+            self.messageID = messageID
+            self.body = body
+        }
+    }
+
+    public init(id: String, type: String, source: String, time: Date, subject: String?, data: JSONValue, companion: Companion? = nil) {
         self.id = id
         self.type = type
         self.source = source
         self.time = time
         self.subject = subject
         self.data = data
+        self.companion = companion
     }
 
     public var json: JSONValue {

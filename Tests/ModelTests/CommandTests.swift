@@ -339,3 +339,34 @@ END:VCALENDAR\r
         #expect(!TrackingNumber.isWellFormed("INC-42"))
     }
 }
+
+@Suite struct OnboardSuccessManagerTests {
+    // R-ESC-4, R-CUS-5: the optional successManager (the vendor's Customer Success Manager) is read,
+    // lower-cased like contacts, echoed in the settings (null when absent), and refused with the field named.
+    @Test func successManagerIsOptionalAndChecked() throws {
+        var v = try body(onboardJSON).objectValue!
+        #expect(try OnboardCustomer.parse(.object(v)).successManager == nil)
+        #expect(try OnboardCustomer.parse(.object(v)).json["successManager"] == .null)
+        v["successManager"] = ["name": "Sam", "email": "Sam@Vendor.example", "phone": "+1 555 0150"]
+        let c = try OnboardCustomer.parse(.object(v))
+        #expect(c.successManager?.email == "sam@vendor.example")
+        #expect(c.successManager?.name == "Sam" && c.successManager?.phone == "+1 555 0150")
+        #expect(c.json["successManager"]?["email"] == "sam@vendor.example")
+        #expect(try OnboardCustomer.parse(c.json) == c)
+        v["successManager"] = ["name": "Sam", "email": "not-an-address"]
+        do {
+            _ = try OnboardCustomer.parse(.object(v))
+            Issue.record("an invalid successManager e-mail was accepted")
+        } catch {
+            #expect(error.errors.map(\.field) == ["successManager.email"])
+            #expect(error.errors.map(\.code) == [ErrorCode.invalidField])
+        }
+        v["successManager"] = "sam@vendor.example"
+        do {
+            _ = try OnboardCustomer.parse(.object(v))
+            Issue.record("a successManager that is not an object was accepted")
+        } catch {
+            #expect(error.errors.map(\.code) == [ErrorCode.wrongType])
+        }
+    }
+}
