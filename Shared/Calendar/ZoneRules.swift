@@ -158,6 +158,15 @@ public struct ZoneRules: Sendable {
         return Self.instant(localWall: wall, initial: Int64(tab.initial), times: tab.times, offsets: tab.offsets.map(Int64.init), from: 0)
     }
 
+    /// The instant of wall time `secondsOfDay` (0..<86 400) on local date `date`: where that wall
+    /// time exists twice (a fall-back), its first occurrence; where a transition skipped it (a
+    /// spring-forward gap), the transition itself, the first instant after the gap.
+    public func instant(_ date: LocalDate, secondsOfDay: Int) -> Int64 {
+        let wall = date.dayNumber * 86_400 + Int64(secondsOfDay)
+        let tab = table(from: wall - 2 * 86_400, to: wall + 2 * 86_400)
+        return Self.instant(localWall: wall, initial: Int64(tab.initial), times: tab.times, offsets: tab.offsets.map(Int64.init), from: 0)
+    }
+
     /// The earliest instant whose local wall time is `wall` or, where a transition skipped
     /// that wall time, the transition itself.
     ///

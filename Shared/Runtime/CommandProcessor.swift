@@ -311,7 +311,7 @@ public final class CommandProcessor: Sendable {
                         let reply = Reply.ok(outcome.result)
                         effects.replies.append((item.command.messageID, reply))
                         effects.replyByID[item.command.messageID] = reply
-                        effects.messages += Self.replyMessages(p, reply) + outcome.events.map(OutboxMessage.event)
+                        effects.messages += Self.replyMessages(p, reply) + outcome.events.flatMap(OutboxMessage.messages)
                     case .failure(let rejection):
                         let deadLetter = rejection.codes.contains(ErrorCode.internalError)
                         Self.refuse(p, rejection.errors, deadLetter: deadLetter, recordReply: true, events: events, into: &effects)
@@ -332,7 +332,7 @@ public final class CommandProcessor: Sendable {
                     try flush()
                     do {
                         let outcome = try handler.handle(c, context: context)
-                        effects.messages += Self.replyMessages(p, .ok(outcome.result)) + outcome.events.map(OutboxMessage.event)
+                        effects.messages += Self.replyMessages(p, .ok(outcome.result)) + outcome.events.flatMap(OutboxMessage.messages)
                     } catch let rejection as CommandRejection {
                         Self.refuse(p, rejection.errors, deadLetter: false, recordReply: false, events: events, into: &effects)
                     }

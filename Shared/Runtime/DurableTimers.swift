@@ -258,7 +258,7 @@ public final class TimerLoop: Sendable {
             }
             guard !due.isEmpty else { return (0, []) }
             let caused = try handler.fire(due, now: max(now, instant), context: CommandContext(session: session, events: events))
-            let rows = try outbox.insert(caused.map(OutboxMessage.event), session: session)
+            let rows = try outbox.insert(caused.flatMap(OutboxMessage.messages), session: session)
             // Prepared ahead: commit when they fall due, not before. Blocking is right here: this
             // is the connection's own thread, and the wait is at most `lead`.
             let early = instant.timeIntervalSince(clock.now())
@@ -290,7 +290,7 @@ public final class TimerLoop: Sendable {
                     guard let timer = try store.claimDue(now: now, limit: 1, session: session).first else { return (nil, []) }
                     claimed.withLock { $0 = timer }
                     let caused = try handler.fire([timer], now: now, context: CommandContext(session: session, events: events))
-                    return (timer, try outbox.insert(caused.map(OutboxMessage.event), session: session))
+                    return (timer, try outbox.insert(caused.flatMap(OutboxMessage.messages), session: session))
                 }
             }
             switch step {

@@ -171,7 +171,7 @@ public final class EventProcessor: Sendable {
                 precondition(results.count == items.count, "handleBatch must return one result per event")
                 for (item, result) in zip(items, results) {
                     switch result {
-                    case .success(let caused): messages += caused.map(OutboxMessage.event)
+                    case .success(let caused): messages += caused.flatMap(OutboxMessage.messages)
                     case .failure(let rejection): rejected(item.delivery, item.event, rejection)
                     }
                 }
@@ -199,7 +199,7 @@ public final class EventProcessor: Sendable {
                 do {
                     let caused = try handler.handle(event, context: context)
                     try session.execute("RELEASE SAVEPOINT event")
-                    messages += caused.map(OutboxMessage.event)
+                    messages += caused.flatMap(OutboxMessage.messages)
                 } catch let rejection as CommandRejection {
                     try session.execute("ROLLBACK TO SAVEPOINT event")
                     rejected(d, event, rejection)

@@ -31,6 +31,14 @@ public struct OutboxMessage: Sendable, Equatable {
                       contentType: CloudEvent.contentType, body: event.json.encoded())
     }
 
+    /// The messages an event is published as: the event, then its companion if it has one
+    /// (both in one outbox write, so both or neither).
+    public static func messages(of event: CloudEvent) -> [OutboxMessage] {
+        guard let c = event.companion else { return [.event(event)] }
+        return [.event(event), OutboxMessage(exchange: c.exchange, routingKey: c.routingKey, messageID: c.messageID,
+                                             contentType: "application/json", body: c.body.encoded())]
+    }
+
     /// A reply on the default exchange to the command's `reply_to` queue.
     public static func reply(_ reply: Reply, to queue: String, correlationID: String?) -> OutboxMessage {
         OutboxMessage(exchange: "", routingKey: queue, correlationID: correlationID, contentType: "application/json", body: reply.json.encoded())

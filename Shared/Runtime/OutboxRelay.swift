@@ -203,6 +203,10 @@ public final class OutboxRelay: Sendable {
             } else if m.exchange.isEmpty {
                 counters.withLock { $0.droppedReplies += 1 }
                 logger.info("reply_to queue does not exist; reply dropped", metadata: metadata)
+            } else if m.exchange == ExchangeName.escalations {
+                // Nobody gets this page: no pager integration has bound a queue for its routing key.
+                logger.error("escalation message had no queue to go to (bind one to css.escalations, e.g. oncall.# or customer.#); dropped",
+                             metadata: metadata)
             } else {
                 logger.error("message returned by the broker; dropped", metadata: metadata)
             }

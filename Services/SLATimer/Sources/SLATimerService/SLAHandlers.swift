@@ -10,30 +10,12 @@ struct CustomerTerms: Sendable {
     var calendars: SLACalendars
     var policy: SLAPolicy
 
-    /// - Throws: ``CommandRejection`` `invalid_field` when the profile cannot make a calendar
-    ///   (unknown zone, holidays that do not parse): intake refuses those, so it is a bug upstream.
+    /// - Throws: ``CommandRejection`` when the profile cannot make a calendar or a policy:
+    ///   intake refuses those, so it is a bug upstream.
     static func build(profile: JSONValue) throws(CommandRejection) -> CustomerTerms {
-        guard let zone = profile["timeZone"]?.stringValue else {
-            throw CommandRejection(code: ErrorCode.missingField, field: "data.timeZone", message: "customer.onboarded carries no timeZone")
-        }
-        // A region without statutory rules is accepted by intake only with the customer's own holidays (R-SLA-2).
-        let region = profile["supportRegion"]?.stringValue.flatMap { HolidayRegion.supportedCodes.contains($0) ? $0 : nil }
-        do {
-            var extra: [LocalDate] = []
-            for day in profile["extraHolidays"]?.arrayValue ?? [] {
-                if let text = day.stringValue { extra.append(try LocalDate(iso: text)) }
-            }
-            let ics = profile["holidayCalendar"]?.stringValue.map { [$0] } ?? []
-            let business = try CalendarSpec(kind: .business, timeZone: zone, region: region, extraHolidays: extra, icsHolidays: ics).build()
-            let always = try CalendarSpec(kind: .twentyFourSeven, timeZone: zone).build()
-            return CustomerTerms(calendars: SLACalendars(business: business, always: always), policy: try SLAPolicy.from(slaPolicy: profile["slaPolicy"]))
-        } catch let error as CalendarError {
-            throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "the customer's calendar cannot be built: \(error.message)")
-        } catch let error as CommandRejection {
-            throw error
-        } catch {
-            throw CommandRejection(code: ErrorCode.invalidField, field: "data", message: "\(error)")
-        }
+        let calendars = try CustomerCalendars.build(profile: profile)
+        return CustomerTerms(calendars: SLACalendars(business: calendars.business, always: calendars.always),
+                             policy: try SLAPolicy.from(slaPolicy: profile["slaPolicy"]))
     }
 }
 
