@@ -82,6 +82,14 @@ let package = Package(
         .testTarget(name: "SLATimerIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "CSSRuntime", "SLATimerService"],
                     path: "Tests/SLATimerIntegrationTests"),
 
+        // The escalation notification service (issue 9): on-call rotations, chains, acknowledgements.
+        .target(name: "EscalationService", dependencies: ["CSSModel", "CSSCalendar", "CSSRuntime", "CSSPostgres", "CSSSupport"],
+                path: "Services/Escalation/Sources/EscalationService"),
+        .executableTarget(name: "escalation", dependencies: ["EscalationService", "CSSRuntime"], path: "Services/Escalation/Sources/escalation"),
+        .testTarget(name: "EscalationTests", dependencies: ["EscalationService", "CSSModel", "CSSCalendar"], path: "Tests/EscalationTests"),
+        .testTarget(name: "EscalationIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSCalendar", "CSSAMQP", "CSSPostgres", "CSSRuntime", "EscalationService"],
+                    path: "Tests/EscalationIntegrationTests"),
+
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
 

@@ -41,6 +41,11 @@ public enum ContractTopology {
             commands: [CommandName.slaExclusionAdd],
             events: [EventType.customerOnboarded, EventType.ticketClassified, EventType.ticketReclassified, EventType.ticketTransitioned,
                      EventType.slaExclusionAdded]),
+        ServiceQueues(
+            service: "escalation",
+            commands: [CommandName.oncallScheduleSet, CommandName.oncallGet, CommandName.escalationAck, CommandName.escalationList],
+            events: [EventType.customerOnboarded, EventType.contactAvailabilityChanged, EventType.ticketReceived, EventType.ticketClassified,
+                     EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached]),
     ]
 
     /// The four contract exchanges and the queue that keeps dead letters.

@@ -6,18 +6,28 @@ import Logging
 
 /// Talks to the services the way an integrator does: publishes commands to
 /// `css.commands` with a `reply_to`, matches replies by `correlation_id`, and keeps
-/// every event published on `css.events` and every dead letter.
+/// every event published on `css.events`, every message on `css.escalations` and every dead letter.
 public final class ContractClient: @unchecked Sendable {
+    /// A message on `css.escalations`, as an on-call engineer's pager integration receives it.
+    public struct Page: Sendable {
+        public var routingKey: String
+        public var messageID: String?
+        public var body: JSONValue
+        public var receivedAt: Date
+    }
+
     public let publisher: AMQPPublisher
     let replies: AMQPConsumer
     let eventTap: AMQPConsumer
     let deadTap: AMQPConsumer
+    let escalationTap: AMQPConsumer
     public let replyQueue: String
     private let lock = NSLock()
     private var waiting: [String: CheckedContinuation<Reply, Error>] = [:]
     private var early: [String: Reply] = [:]
     private var collected: [CloudEvent] = []
     private var dead: [Delivery] = []
+    private var collectedPages: [Page] = []
     private var tasks: [Task<Void, Never>] = []
 
     /// - Parameter tapEvents: bind a queue to every event on `css.events` and keep them
@@ -27,14 +37,17 @@ public final class ContractClient: @unchecked Sendable {
         replyQueue = "test.replies.\(id)"
         let eventQueue = "test.events.\(id)"
         let deadQueue = "test.dead.\(id)"
+        let escalationQueue = "test.escalations.\(id)"
         let topology = ContractTopology.base.merging(Topology(
-            queues: [.init(replyQueue), .init(eventQueue), .init(deadQueue)],
+            queues: [.init(replyQueue), .init(eventQueue), .init(deadQueue), .init(escalationQueue)],
             bindings: (tapEvents ? [.init(queue: eventQueue, exchange: ExchangeName.events, routingKey: "#")] : [])
-                + [.init(queue: deadQueue, exchange: ExchangeName.dead, routingKey: "")]))
+                + [.init(queue: deadQueue, exchange: ExchangeName.dead, routingKey: ""),
+                   .init(queue: escalationQueue, exchange: ExchangeName.escalations, routingKey: "#")]))
         publisher = AMQPPublisher(configuration: amqp, topology: topology, name: "test-client", logger: logger)
         replies = AMQPConsumer(configuration: amqp, topology: topology, queue: replyQueue, prefetch: 1000, name: "test-replies", logger: logger)
         eventTap = AMQPConsumer(configuration: amqp, topology: topology, queue: eventQueue, prefetch: 1000, name: "test-events", logger: logger)
         deadTap = AMQPConsumer(configuration: amqp, topology: topology, queue: deadQueue, prefetch: 100, name: "test-dead", logger: logger)
+        escalationTap = AMQPConsumer(configuration: amqp, topology: topology, queue: escalationQueue, prefetch: 1000, name: "test-escalations", logger: logger)
         tasks.append(Task { [replies] in
             while let batch = await replies.nextBatch(max: 500) {
                 for d in batch {
@@ -49,6 +62,16 @@ public final class ContractClient: @unchecked Sendable {
                 let events = batch.compactMap { (try? JSONValue.parse($0.body)).flatMap(CloudEvent.init(json:)) }
                 self.lock.withLock { self.collected += events }
                 eventTap.ack(batch)
+            }
+        })
+        tasks.append(Task { [escalationTap] in
+            while let batch = await escalationTap.nextBatch(max: 500) {
+                let now = Date()
+                let pages = batch.compactMap { d in
+                    (try? JSONValue.parse(d.body)).map { Page(routingKey: d.routingKey, messageID: d.properties.messageID, body: $0, receivedAt: now) }
+                }
+                self.lock.withLock { self.collectedPages += pages }
+                escalationTap.ack(batch)
             }
         })
         tasks.append(Task { [deadTap] in
@@ -138,6 +161,8 @@ public final class ContractClient: @unchecked Sendable {
 
     public var events: [CloudEvent] { lock.withLock { collected } }
     public var deadLetters: [Delivery] { lock.withLock { dead } }
+    /// Every message received on `css.escalations`, in arrival order.
+    public var pages: [Page] { lock.withLock { collectedPages } }
 
     public func events(ofType type: String) -> [CloudEvent] { events.filter { $0.type == type } }
 
@@ -145,10 +170,12 @@ public final class ContractClient: @unchecked Sendable {
         await replies.stopConsuming()
         await eventTap.stopConsuming()
         await deadTap.stopConsuming()
+        await escalationTap.stopConsuming()
         for t in tasks { await t.value }
         await replies.close()
         await eventTap.close()
         await deadTap.close()
+        await escalationTap.close()
         await publisher.close()
     }
 }

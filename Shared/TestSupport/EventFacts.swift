@@ -57,3 +57,30 @@ public struct ClassificationFacts {
             "reason": "test", "by": "sam@vendor.example", "at": .string(RFC3339.format(at))])
     }
 }
+
+/// The SLA service's threshold facts, as the escalation service consumes them.
+public struct SLAFacts {
+    public var customerId = "acme"
+
+    public init(customerId: String = "acme") {
+        self.customerId = customerId
+    }
+
+    /// `sla.warning` (with a threshold) or `sla.breached` (without), with the SLA service's derived id.
+    public func threshold(_ number: String, priority: String = "P1", target: String = "restoration", threshold: Double? = nil,
+                          dueAt: Date, at: Date = Date()) -> CloudEvent {
+        var data: JSONObject = ["trackingNumber": .string(number), "customerId": .string(customerId), "priority": .string(priority),
+                                "target": .string(target), "dueAt": .string(RFC3339.format(dueAt)), "allowedSeconds": 3600]
+        let type: String
+        let id: String
+        if let threshold {
+            type = EventType.slaWarning
+            data["threshold"] = .number(threshold)
+            id = "sla:\(number):\(target):warning:\(JSONValue.number(threshold).jsonText)"
+        } else {
+            type = EventType.slaBreached
+            id = "sla:\(number):\(target):breached"
+        }
+        return CloudEvent(id: id, type: type, source: "/css/sla", time: at, subject: number, data: .object(data))
+    }
+}

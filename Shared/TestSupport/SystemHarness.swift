@@ -33,6 +33,10 @@ public struct ServiceSpec: Sendable {
             "customerId": "probe", "exclusionId": "probe", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z",
             "reason": "readiness probe", "by": "probe@vendor.example"], ErrorCode.unknownCustomer))
     }
+
+    public static func escalation(count: Int = 1, env: [String: String] = [:]) -> ServiceSpec {
+        ServiceSpec(name: "escalation", count: count, env: env, probe: (CommandName.oncallGet, ["team": "probe"], ErrorCode.unknownTeam))
+    }
 }
 
 /// Real service processes on a fresh vhost and database (one schema per service, as

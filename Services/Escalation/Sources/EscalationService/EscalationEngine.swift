@@ -1,0 +1,191 @@
+import CSSCalendar
+import CSSModel
+import CSSPostgres
+import CSSRuntime
+import Foundation
+import Synchronization
+
+/// What a customer's escalations need from its onboarding: the owning team, the business
+/// hours P2–P4 messages wait for, the primary POC and the success manager.
+struct CustomerFacts: Sendable {
+    var team: String?
+    var businessHours: BusinessCalendar
+    var primaryContact: Contact?
+    var successManager: Contact?
+
+    static func build(profile: JSONValue) throws(CommandRejection) -> CustomerFacts {
+        let calendars = try CustomerCalendars.build(profile: profile)
+        let primary = profile["contacts"]?.arrayValue?.first { $0["primary"]?.boolValue == true }
+        return CustomerFacts(team: profile["team"]?.stringValue, businessHours: calendars.business,
+                             primaryContact: Contact(json: primary), successManager: Contact(json: profile["successManager"]))
+    }
+}
+
+/// Built once per customer onboarding and per schedule revision: a calendar holds a century of
+/// zone offsets and holidays, a rotation its zone's rules, far too much to rebuild per message.
+final class EscalationCache: Sendable {
+    private let customers = Mutex<[String: (version: Date, facts: CustomerFacts)]>([:])
+    private let rotations = Mutex<[String: (revision: Int, rotation: Rotation)]>([:])
+
+    func customer(_ id: String, store: EscalationStore) throws -> CustomerFacts? {
+        guard let (profile, version) = try store.customer(id) else { return nil }
+        if let hit = customers.withLock({ $0[id] }), hit.version == version { return hit.facts }
+        let facts = try CustomerFacts.build(profile: profile)
+        customers.withLock { $0[id] = (version, facts) }
+        return facts
+    }
+
+    func rotation(_ team: String, store: EscalationStore) throws -> Rotation? {
+        guard let (schedule, revision) = try store.schedule(team) else { return nil }
+        if let hit = rotations.withLock({ $0[team] }), hit.revision == revision, hit.rotation.schedule == schedule { return hit.rotation }
+        let rotation: Rotation
+        do {
+            rotation = try Rotation(schedule)
+        } catch {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "timeZone", message: "the schedule of \(team) cannot be used: \(error.message)")
+        }
+        rotations.withLock { $0[team] = (revision, rotation) }
+        return rotation
+    }
+}
+
+/// The work of the service's handlers: opening, routing, advancing and ending escalations,
+/// and turning a chain's effects into messages, events and timers.
+struct EscalationEngine: Sendable {
+    let cache: EscalationCache
+    let clock: any CSSModel.Clock
+
+    static let timers = TimerStore(schema: EscalationSchema.name)
+
+    /// Stores a new escalation and starts it if it can be routed; nothing when it exists already.
+    func open(_ escalation: Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        var e = escalation
+        guard try store.insert(e, at: now) else { return [] }
+        var events = try route(&e, store: store, context: context, now: now)
+        events += try advance(&e, store: store, context: context, now: now)
+        try store.save([e], at: now)
+        return events
+    }
+
+    /// Routes an unrouted escalation once its customer and (for support staff) its team's schedule
+    /// are known; leaves it unrouted otherwise, holding the locks that make the onboarding or
+    /// schedule that arrives later find it.
+    func route(_ e: inout Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        guard e.state == .unrouted else { return [] }
+        var customer = try cache.customer(e.customerId, store: store)
+        if customer == nil {
+            try store.lock(customer: e.customerId, exclusive: false)
+            customer = try cache.customer(e.customerId, store: store)
+        }
+        guard let customer else { return [] }
+        if e.isCustomerEscalation {
+            let recipients = [customer.primaryContact, customer.successManager].compactMap { $0 }
+            e.route(levels: [], customerRecipients: recipients, now: Instant.seconds(now))
+            return []
+        }
+        guard let team = customer.team else { return [] }
+        e.team = team
+        var schedule = try store.schedule(team)
+        if schedule == nil {
+            try store.lock(team: team, exclusive: false)
+            schedule = try store.schedule(team)
+        }
+        guard let (s, _) = schedule else { return [] }
+        e.route(levels: s.levels, now: Instant.seconds(now))
+        return []
+    }
+
+    /// Sends what is due of the chain at `now`; arms its timer for what comes next.
+    func advance(_ e: inout Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        guard e.state == .open else { return [] }
+        guard let customer = try cache.customer(e.customerId, store: store) else { return [] }
+        let rotation = try e.team.map { try cache.rotation($0, store: store) } ?? nil
+        // R-ESC-1: P1 never waits; P2–P4 messages go out in the customer's business hours.
+        let env = ChainEnvironment(rotation: rotation, successManager: customer.successManager,
+                                   businessHours: e.priority == .p1 ? nil : customer.businessHours)
+        var events: [CloudEvent] = []
+        for effect in e.advance(now: Instant.seconds(now), env) {
+            switch effect {
+            case .arm(let at):
+                try Self.timers.arm([DueTimer(key: e.id, dueAt: Instant.date(at))], now: now, session: context.session)
+            case .send(let level, let attempt, let role, let recipients, let at):
+                events.append(Self.sent(e, level: level, attempt: attempt, role: role, recipients: recipients, at: at, factory: context.events))
+            case .skip(let level, let role, let reason, let at):
+                events.append(context.events.make(EventType.escalationSkipped, subject: e.trackingNumber, data: [
+                    "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "level": .int(level + 1),
+                    "role": .string(role), "reason": .string(reason), "at": .string(Instant.format(at)),
+                ], time: now, id: "escalation:skipped:\(e.id)/\(level + 1)"))
+            case .hold(let level, let until, let at):
+                events.append(context.events.make(EventType.escalationHeld, subject: e.trackingNumber, data: [
+                    "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "level": .int(level + 1),
+                    "priority": .string(e.priority.rawValue), "until": .string(Instant.format(until)),
+                    "reason": "outside_business_hours", "at": .string(Instant.format(at)),
+                ], time: now, id: "escalation:held:\(e.id)/\(level + 1)/\(until)"))
+            }
+        }
+        return events
+    }
+
+    /// `escalation.sent`, carrying the message on `css.escalations` as its companion: both are
+    /// written to the outbox together. Ids derive from (escalation, level, attempt) (R-ESC-3).
+    static func sent(_ e: Escalation, level: Int, attempt: Int, role: String, recipients: [Contact], at: Int64,
+                     factory: EventFactory) -> CloudEvent {
+        let routingKey = e.isCustomerEscalation ? "customer.\(e.customerId)" : "oncall.\(e.team ?? "unassigned").\(e.priority.rawValue.lowercased())"
+        let messageID = "\(e.id)/\(level + 1)/\(attempt)"
+        var body: JSONObject = [
+            "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "customerId": .string(e.customerId),
+            "team": .optional(e.isCustomerEscalation ? nil : e.team), "priority": .string(e.priority.rawValue), "reason": .string(e.reason.rawValue),
+            "target": .optional(e.target), "threshold": e.threshold.map(JSONValue.number) ?? .null,
+            "dueAt": .optional(e.dueAt.map(Instant.format)), "level": .int(level + 1), "role": .string(role), "attempt": .int(attempt),
+            "recipient": recipients.first?.json ?? .null, "recipients": .array(recipients.map(\.json)),
+            "phoneRequired": .bool(e.phoneRequired), "sentAt": .string(Instant.format(at)),
+        ]
+        body["acknowledge"] = ["exchange": .string(ExchangeName.commands), "routingKey": .string(CommandName.escalationAck),
+                               "body": ["escalationId": .string(e.id)]]
+        var data = body
+        data["acknowledge"] = nil
+        data["recipients"] = nil
+        data["routingKey"] = .string(routingKey)
+        data["messageId"] = .string(messageID)
+        var event = factory.make(EventType.escalationSent, subject: e.trackingNumber, data: .object(data), time: Instant.date(at),
+                                 id: "escalation:sent:\(messageID)")
+        event.companion = CloudEvent.Companion(exchange: ExchangeName.escalations, routingKey: routingKey, messageID: messageID, body: .object(body))
+        return event
+    }
+
+    /// Ends the live escalations of a ticket that `matching` selects and that opened before `at`
+    /// (a late event about an earlier transition does not end a later escalation).
+    func resolve(_ trackingNumber: String, cause: String, at: Date, store: EscalationStore, context: CommandContext, now: Date,
+                 matching: (Escalation) -> Bool = { _ in true }) throws -> [CloudEvent] {
+        var changed: [Escalation] = []
+        var events: [CloudEvent] = []
+        for var e in try store.live(of: trackingNumber) where matching(e) && e.openedAt <= Instant.seconds(at) + 1 {
+            guard e.resolve(cause: cause, at: Instant.seconds(now)) else { continue }
+            changed.append(e)
+            events.append(context.events.make(EventType.escalationResolved, subject: trackingNumber, data: [
+                "escalationId": .string(e.id), "trackingNumber": .string(trackingNumber), "cause": .string(cause),
+                "at": .string(RFC3339.format(now)),
+            ], time: now, id: "escalation:resolved:\(e.id)"))
+        }
+        try store.save(changed, at: now)
+        return events
+    }
+
+    /// Summary of an escalation for queries and replies.
+    static func summary(_ e: Escalation) -> JSONValue {
+        let level = e.lastLevel.flatMap { e.levels.indices.contains($0) ? e.levels[$0] : nil }
+        return [
+            "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "customerId": .string(e.customerId),
+            "team": .optional(e.team), "priority": .string(e.priority.rawValue), "reason": .string(e.reason.rawValue),
+            "target": .optional(e.target), "threshold": e.threshold.map(JSONValue.number) ?? .null,
+            "dueAt": .optional(e.dueAt.map(Instant.format)), "state": .string(e.state.rawValue),
+            "level": e.lastLevel.map { .int($0 + 1) } ?? .null,
+            "role": .optional(e.isCustomerEscalation && e.lastLevel != nil ? "primary_contact" : level?.role.rawValue),
+            "attempt": e.lastAttempt.map { .int($0) } ?? .null,
+            "openedAt": .string(Instant.format(e.openedAt)), "lastSentAt": .optional(e.lastSentAt.map(Instant.format)),
+            "nextAt": .optional(e.next.map { Instant.format($0.at) }), "heldUntil": .optional(e.heldUntil.map(Instant.format)),
+            "acknowledgedBy": .optional(e.acknowledgedBy), "acknowledgedAt": .optional(e.acknowledgedAt.map(Instant.format)),
+            "resolvedAt": .optional(e.resolvedAt.map(Instant.format)), "resolution": .optional(e.resolution),
+        ]
+    }
+}

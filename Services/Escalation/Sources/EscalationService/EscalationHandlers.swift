@@ -1,0 +1,358 @@
+import CSSCalendar
+import CSSModel
+import CSSPostgres
+import CSSRuntime
+import Foundation
+
+/// The escalation service's reaction to other services' events: what it learns of customers,
+/// tickets and contacts, and the escalations they open (R-ESC-1, R-ESC-2, R-ESC-4) or end (R-ESC-6).
+public struct EscalationEvents: EventHandler {
+    let engine: EscalationEngine
+
+    public var eventTypes: [String] {
+        [EventType.customerOnboarded, EventType.contactAvailabilityChanged, EventType.ticketReceived, EventType.ticketClassified,
+         EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached]
+    }
+
+    public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
+        let store = EscalationStore(session: context.session)
+        let now = engine.clock.now()
+        switch event.type {
+        case EventType.customerOnboarded:
+            return try onboarded(event, store: store, context: context, now: now)
+        case EventType.contactAvailabilityChanged:
+            return try availability(event, store: store, context: context, now: now)
+        case EventType.slaWarning, EventType.slaBreached:
+            return try slaThreshold(event, store: store, context: context, now: now)
+        default:
+            return try ticketFact(event, store: store, context: context, now: now)
+        }
+    }
+
+    static func string(_ event: CloudEvent, _ key: String) throws(CommandRejection) -> String {
+        guard let s = event.data[key]?.stringValue, !s.isEmpty else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.\(key)", message: "\(event.type) carries no \(key)")
+        }
+        return s
+    }
+
+    static func time(_ event: CloudEvent, _ key: String) -> Date {
+        event.data[key]?.stringValue.flatMap(RFC3339.parse) ?? event.time
+    }
+
+    static func priority(_ event: CloudEvent, _ key: String) throws(CommandRejection) -> Priority {
+        guard let raw = event.data[key]?.stringValue, let p = Priority(rawValue: raw) else {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data.\(key)", message: "data.\(key) must be P1..P4")
+        }
+        return p
+    }
+
+    /// A new customer, or new settings: escalations that waited for it are routed.
+    func onboarded(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        let id = try Self.string(event, "customerId")
+        _ = try CustomerFacts.build(profile: event.data) // refuse what cannot make a calendar before storing it
+        try store.lock(customer: id, exclusive: true)
+        guard try store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
+        return try startWaiting(try store.unrouted(customerId: id), store: store, context: context, now: now)
+    }
+
+    func startWaiting(_ list: [Escalation], store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        var events: [CloudEvent] = []
+        var changed: [Escalation] = []
+        for var e in list {
+            events += try engine.route(&e, store: store, context: context, now: now)
+            events += try engine.advance(&e, store: store, context: context, now: now)
+            changed.append(e)
+        }
+        try store.save(changed, at: now)
+        return events
+    }
+
+    /// `ticket.received`, `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`.
+    func ticketFact(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        let number = try event.data["trackingNumber"]?.stringValue ?? event.subject ?? Self.string(event, "trackingNumber")
+        var ticket = try store.ticket(number)
+        if let c = event.data["customerId"]?.stringValue { ticket.customerId = c }
+        if let k = event.data["kind"]?.stringValue { ticket.kind = k }
+        var events: [CloudEvent] = []
+        switch event.type {
+        case EventType.ticketReceived:
+            ticket.phoneRequired = event.data["phoneRequired"]?.boolValue ?? false
+            ticket.contactEmail = event.data["contactEmail"]?.stringValue?.lowercased()
+            if ticket.status == nil { ticket.status = .new }
+        case EventType.ticketClassified, EventType.ticketReclassified:
+            let isClassified = event.type == EventType.ticketClassified
+            let priority = try Self.priority(event, isClassified ? "priority" : "to")
+            let at = Self.time(event, isClassified ? "classifiedAt" : "at")
+            if ticket.priorityAt.map({ $0 <= at }) ?? true {
+                ticket.priority = priority
+                ticket.priorityAt = at
+            }
+            if ticket.status == nil || ticket.status == .new { ticket.status = .classified }
+            // R-ESC-1: a Critical incident pages at once, 24x7, also when it becomes Critical later.
+            if priority == .p1, ticket.kind == TicketKind.incident.rawValue, !ticket.isDone, let customerId = ticket.customerId {
+                let e = Escalation(id: Escalation.id(trackingNumber: number, reason: .criticalIncident), trackingNumber: number,
+                                   customerId: customerId, team: nil, priority: .p1, reason: .criticalIncident,
+                                   phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
+                events += try engine.open(e, store: store, context: context, now: now)
+            }
+        default:
+            events += try transitioned(event, &ticket, store: store, context: context, now: now)
+        }
+        try store.save(ticket, at: now)
+        return events
+    }
+
+    func transitioned(_ event: CloudEvent, _ ticket: inout TicketRow, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        guard let raw = event.data["action"]?.stringValue, let action = TicketAction(rawValue: raw) else {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data.action", message: "data.action must be one of \(TicketAction.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let at = event.data["at"]?.stringValue.flatMap(RFC3339.parse) else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.at", message: "ticket.transitioned carries no RFC 3339 time in data.at")
+        }
+        if ticket.statusAt.map({ $0 <= at }) ?? true {
+            ticket.status = event.data["status"]?.stringValue.flatMap(TicketStatus.init(rawValue:)) ?? ticket.status
+            ticket.statusAt = at
+        }
+        let number = ticket.trackingNumber
+        switch action {
+        case .restore, .close:
+            // R-ESC-6: a ticket restored or closed ends its open escalations.
+            return try engine.resolve(number, cause: action == .restore ? "restored" : "closed", at: at, store: store, context: context, now: now)
+        case .respond:
+            return try engine.resolve(number, cause: "responded", at: at, store: store, context: context, now: now) { $0.target == "response" }
+        case .customerReplied:
+            return try engine.resolve(number, cause: "customer_replied", at: at, store: store, context: context, now: now) { $0.isCustomerEscalation }
+        case .awaitCustomer:
+            // R-CUS-5: the ticket now needs a contact who is unavailable.
+            guard let customerId = ticket.customerId, let email = ticket.contactEmail,
+                  try store.isUnavailable(customerId: customerId, email: email) else { return [] }
+            return try openCustomerEscalation(&ticket, store: store, context: context, now: now)
+        case .reopen:
+            return []
+        }
+    }
+
+    /// R-ESC-4, R-CUS-5: one message on `customer.<id>` to the primary POC and the success manager.
+    func openCustomerEscalation(_ ticket: inout TicketRow, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        guard let customerId = ticket.customerId, !ticket.isDone else { return [] }
+        // One per episode: a second unavailability while the first is still open adds nothing.
+        if try store.live(of: ticket.trackingNumber).contains(where: \.isCustomerEscalation) { return [] }
+        ticket.contactEpisodes += 1
+        let e = Escalation(id: Escalation.id(trackingNumber: ticket.trackingNumber, reason: .contactUnavailable, episode: ticket.contactEpisodes),
+                           trackingNumber: ticket.trackingNumber, customerId: customerId, team: nil, priority: ticket.priority ?? .p4,
+                           reason: .contactUnavailable, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
+        return try engine.open(e, store: store, context: context, now: now)
+    }
+
+    /// `customer.contact.availability_changed` (R-CUS-5).
+    func availability(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        let customerId = try Self.string(event, "customerId")
+        let email = try Self.string(event, "email").lowercased()
+        guard let available = event.data["available"]?.boolValue else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.available", message: "customer.contact.availability_changed carries no available flag")
+        }
+        guard try store.setAvailability(customerId: customerId, email: email, available: available, at: event.time) else { return [] }
+        var events: [CloudEvent] = []
+        if available {
+            for number in try store.ticketsOfContact(customerId: customerId, contactEmail: email) {
+                events += try engine.resolve(number, cause: "contact_available", at: event.time, store: store, context: context, now: now) { $0.isCustomerEscalation }
+            }
+        } else {
+            for number in try store.ticketsAwaiting(customerId: customerId, contactEmail: email) {
+                var ticket = try store.ticket(number)
+                events += try openCustomerEscalation(&ticket, store: store, context: context, now: now)
+                try store.save(ticket, at: now)
+            }
+        }
+        return events
+    }
+
+    /// `sla.warning` and `sla.breached` (R-ESC-2): the owning team's on-call, then up the chain.
+    func slaThreshold(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+        let number = try event.data["trackingNumber"]?.stringValue ?? event.subject ?? Self.string(event, "trackingNumber")
+        let target = try Self.string(event, "target")
+        guard target == "response" || target == "restoration" else {
+            throw CommandRejection(code: ErrorCode.invalidField, field: "data.target", message: "data.target must be response or restoration")
+        }
+        let breached = event.type == EventType.slaBreached
+        var threshold: Double?
+        if !breached {
+            guard let t = event.data["threshold"]?.numberValue, t > 0, t < 1 else {
+                throw CommandRejection(code: ErrorCode.invalidField, field: "data.threshold", message: "sla.warning needs a threshold between 0 and 1")
+            }
+            threshold = t
+        }
+        let ticket = try store.ticket(number)
+        guard let customerId = event.data["customerId"]?.stringValue ?? ticket.customerId else {
+            throw CommandRejection(code: ErrorCode.missingField, field: "data.customerId", message: "\(event.type) carries no customerId and the ticket is unknown")
+        }
+        if ticket.isDone { return [] } // restored or closed meanwhile: nothing to escalate
+        let priority = (try? Self.priority(event, "priority")) ?? ticket.priority ?? .p4
+        let dueAt = event.data["dueAt"]?.stringValue.flatMap(RFC3339.parse).map(Instant.seconds)
+        let reason: EscalationReason = breached ? .slaBreached : .slaWarning
+        let e = Escalation(id: Escalation.id(trackingNumber: number, reason: reason, target: target, threshold: threshold),
+                           trackingNumber: number, customerId: customerId, team: nil, priority: priority, reason: reason,
+                           target: target, threshold: threshold, dueAt: dueAt, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
+        return try engine.open(e, store: store, context: context, now: now)
+    }
+}
+
+/// Moves chains when their timers fall due.
+public struct EscalationTimers: TimerHandler {
+    let engine: EscalationEngine
+
+    public func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent] {
+        let store = EscalationStore(session: context.session)
+        var found = try store.escalations(timers.map(\.key))
+        var events: [CloudEvent] = []
+        var changed: [Escalation] = []
+        for id in found.keys.sorted() {
+            // An acknowledged or resolved escalation has no next step: its old timer does nothing (R-ESC-6).
+            guard found[id]!.state == .open else { continue }
+            events += try engine.advance(&found[id]!, store: store, context: context, now: now)
+            changed.append(found[id]!)
+        }
+        try store.save(changed, at: now)
+        return events
+    }
+}
+
+/// `escalation.ack`: one acknowledgement stops the whole chain (R-ESC-6).
+public struct Acknowledge: Sendable, Equatable {
+    public var escalationId: String
+    public var by: String
+
+    public static func parse(_ body: JSONValue) throws(CommandRejection) -> Acknowledge {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(body, errors: errors)
+        let id = r.string("escalationId", maxLength: 200)
+        let by = r.string("by", maxLength: 254)
+        try errors.throwIfAny()
+        return Acknowledge(escalationId: id!, by: by!)
+    }
+}
+
+/// The service's commands: schedules, on-call look-ups, acknowledgements, open escalations.
+public struct EscalationCommands: CommandHandler {
+    let engine: EscalationEngine
+
+    public var commandNames: [String] {
+        [CommandName.oncallScheduleSet, CommandName.oncallGet, CommandName.escalationAck, CommandName.escalationList]
+    }
+
+    public func isReadOnly(_ command: String) -> Bool {
+        command == CommandName.oncallGet || command == CommandName.escalationList
+    }
+
+    public func orderingKeys(_ command: IncomingCommand) -> [OrderingKey] {
+        switch command.name {
+        case CommandName.oncallScheduleSet: return command.body["team"]?.stringValue.map { [.exclusive("team:\($0)")] } ?? []
+        case CommandName.escalationAck: return command.body["escalationId"]?.stringValue.map { [.exclusive("escalation:\($0)")] } ?? []
+        default: return []
+        }
+    }
+
+    public func handle(_ command: IncomingCommand, context: CommandContext) throws -> CommandOutcome {
+        let store = EscalationStore(session: context.session)
+        switch command.name {
+        case CommandName.oncallScheduleSet: return try setSchedule(command, store: store, context: context)
+        case CommandName.oncallGet: return try onCall(command, store: store)
+        case CommandName.escalationAck: return try acknowledge(command, store: store, context: context)
+        default: return try list(command, store: store)
+        }
+    }
+
+    /// R-ESC-5: replaces the team's schedule; escalations that waited for it start now.
+    func setSchedule(_ command: IncomingCommand, store: EscalationStore, context: CommandContext) throws -> CommandOutcome {
+        let (schedule, by) = try OnCallSchedule.parse(command.body)
+        let now = engine.clock.now()
+        try store.lock(team: schedule.team, exclusive: true)
+        let revision = try store.setSchedule(schedule, by: by, at: now)
+        let event = context.events.make(EventType.oncallScheduleUpdated, subject: schedule.team, data: [
+            "team": .string(schedule.team), "revision": .int(revision), "timeZone": .string(schedule.timeZone),
+            "members": .int(schedule.members.count), "levels": .int(schedule.levels.count), "overrides": .int(schedule.overrides.count),
+            "by": .optional(by),
+        ], time: now, id: "escalation:schedule:\(schedule.team):\(revision)")
+        let started = try EscalationEvents(engine: engine).startWaiting(try store.unrouted(team: schedule.team), store: store, context: context, now: now)
+        return CommandOutcome(result: ["team": .string(schedule.team), "revision": .int(revision)], events: [event] + started)
+    }
+
+    /// R-ESC-5: who is on call for a team at an instant, and the next hand-offs.
+    func onCall(_ command: IncomingCommand, store: EscalationStore) throws -> CommandOutcome {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(command.body, errors: errors)
+        let team = Identifier.read(r, "team")
+        let at = r.timestamp("at", required: false) ?? engine.clock.now()
+        let count = r.integer("handoffs", required: false, range: 1...50) ?? 5
+        try errors.throwIfAny()
+        guard let rotation = try engine.cache.rotation(team!, store: store) else {
+            throw CommandRejection(code: ErrorCode.unknownTeam, field: "team", message: "team \(team!) has no on-call schedule (oncall.schedule.set)")
+        }
+        let t = Instant.seconds(at)
+        return CommandOutcome(result: [
+            "team": .string(team!), "timeZone": .string(rotation.schedule.timeZone), "at": .string(RFC3339.format(at)),
+            "onCall": rotation.onCall(at: t)?.json ?? .null,
+            "handoffs": .array(rotation.handoffs(after: t, count: count).map { ["at": .string(Instant.format($0.at)), "onCall": $0.onCall?.json ?? .null] }),
+            "levels": .array(rotation.schedule.levels.map(\.json)),
+        ])
+    }
+
+    func acknowledge(_ command: IncomingCommand, store: EscalationStore, context: CommandContext) throws -> CommandOutcome {
+        let ack = try Acknowledge.parse(command.body)
+        guard var e = try store.escalations([ack.escalationId])[ack.escalationId] else {
+            throw CommandRejection(code: ErrorCode.unknownEscalation, field: "escalationId", message: "no escalation \(ack.escalationId) is known")
+        }
+        let now = engine.clock.now()
+        var events: [CloudEvent] = []
+        if e.acknowledge(by: ack.by, at: Instant.seconds(now)) {
+            try store.save([e], at: now)
+            events.append(context.events.make(EventType.escalationAcknowledged, subject: e.trackingNumber, data: [
+                "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "by": .string(ack.by),
+                "acknowledgedAt": .string(Instant.format(e.acknowledgedAt!)),
+                "level": e.lastLevel.map { .int($0 + 1) } ?? .null, "attempt": e.lastAttempt.map { .int($0) } ?? .null,
+            ], time: now, id: "escalation:acknowledged:\(e.id)"))
+        }
+        return CommandOutcome(result: [
+            "escalationId": .string(e.id), "state": .string(e.state.rawValue), "acknowledgedBy": .optional(e.acknowledgedBy),
+            "acknowledgedAt": .optional(e.acknowledgedAt.map(Instant.format)),
+        ], events: events)
+    }
+
+    func list(_ command: IncomingCommand, store: EscalationStore) throws -> CommandOutcome {
+        let errors = ValidationErrors()
+        let r = try FieldReader.body(command.body, errors: errors)
+        let team = Identifier.read(r, "team")
+        let state = r.string("state", required: false, maxLength: 20) ?? "open"
+        let limit = r.integer("limit", required: false, range: 1...500) ?? 100
+        let states: [EscalationState]
+        switch state {
+        case "all": states = [.unrouted, .open, .acknowledged, .resolved]
+        case "open": states = [.unrouted, .open] // waiting for a schedule is open too
+        case "acknowledged", "resolved": states = [EscalationState(rawValue: state)!]
+        default:
+            errors.add(ErrorCode.unknownValue, "state", "state must be one of open, acknowledged, resolved, all; got \"\(state)\"")
+            states = []
+        }
+        try errors.throwIfAny()
+        guard try store.schedule(team!) != nil || store.hasEscalations(team: team!) else {
+            throw CommandRejection(code: ErrorCode.unknownTeam, field: "team", message: "team \(team!) has no on-call schedule and no escalation")
+        }
+        let list = try store.list(team: team!, states: states, limit: limit)
+        return CommandOutcome(result: ["team": .string(team!), "escalations": .array(list.map(EscalationEngine.summary))])
+    }
+}
+
+/// The three handlers of the `escalation` service, sharing one cache.
+public struct EscalationHandlers: Sendable {
+    public let commands: EscalationCommands
+    public let events: EscalationEvents
+    public let timers: EscalationTimers
+
+    public init(clock: any CSSModel.Clock) {
+        let engine = EscalationEngine(cache: EscalationCache(), clock: clock)
+        commands = EscalationCommands(engine: engine)
+        events = EscalationEvents(engine: engine)
+        timers = EscalationTimers(engine: engine)
+    }
+}
