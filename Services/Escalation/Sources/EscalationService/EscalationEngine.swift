@@ -28,16 +28,19 @@ final class EscalationCache: Sendable {
     private let rotations = Mutex<[String: (revision: Int, rotation: Rotation)]>([:])
 
     func customer(_ id: String, store: EscalationStore) throws -> CustomerFacts? {
+        // The version alone first: parsing a profile (a holiday calendar may be 200,000 characters) per message would cost more than the rest.
+        guard let current = try store.customerVersion(id) else { return nil }
+        if let hit = customers.withLock({ $0[id] }), hit.version == current { return hit.facts }
         guard let (profile, version) = try store.customer(id) else { return nil }
-        if let hit = customers.withLock({ $0[id] }), hit.version == version { return hit.facts }
         let facts = try CustomerFacts.build(profile: profile)
         customers.withLock { $0[id] = (version, facts) }
         return facts
     }
 
     func rotation(_ team: String, store: EscalationStore) throws -> Rotation? {
+        guard let current = try store.scheduleRevision(team) else { return nil }
+        if let hit = rotations.withLock({ $0[team] }), hit.revision == current { return hit.rotation }
         guard let (schedule, revision) = try store.schedule(team) else { return nil }
-        if let hit = rotations.withLock({ $0[team] }), hit.revision == revision, hit.rotation.schedule == schedule { return hit.rotation }
         let rotation: Rotation
         do {
             rotation = try Rotation(schedule)
@@ -85,13 +88,13 @@ struct EscalationEngine: Sendable {
         }
         guard let team = customer.team else { return [] }
         e.team = team
-        var schedule = try store.schedule(team)
-        if schedule == nil {
+        var rotation = try cache.rotation(team, store: store)
+        if rotation == nil {
             try store.lock(team: team, exclusive: false)
-            schedule = try store.schedule(team)
+            rotation = try cache.rotation(team, store: store)
         }
-        guard let (s, _) = schedule else { return [] }
-        e.route(levels: s.levels, now: Instant.seconds(now))
+        guard let rotation else { return [] }
+        e.route(levels: rotation.schedule.levels, now: Instant.seconds(now))
         return []
     }
 

@@ -335,7 +335,7 @@ public struct EscalationCommands: CommandHandler {
             states = []
         }
         try errors.throwIfAny()
-        guard try store.schedule(team!) != nil || store.hasEscalations(team: team!) else {
+        guard try store.scheduleRevision(team!) != nil || store.hasEscalations(team: team!) else {
             throw CommandRejection(code: ErrorCode.unknownTeam, field: "team", message: "team \(team!) has no on-call schedule and no escalation")
         }
         let list = try store.list(team: team!, states: states, limit: limit)

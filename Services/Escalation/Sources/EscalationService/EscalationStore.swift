@@ -33,6 +33,11 @@ struct EscalationStore {
         return (try JSONValue.parse(try r.string(0)), try r.date(1))
     }
 
+    /// The version (event time) of the customer's stored onboarding: enough to tell a cached one is current.
+    func customerVersion(_ id: String) throws -> Date? {
+        try session.query("SELECT version FROM escalation.customers WHERE customer_id = $1", [.string(id)]).first?.date(0)
+    }
+
     /// Keeps the newest onboarding by event time; returns whether this one was newer.
     func upsertCustomer(_ id: String, profile: JSONValue, version: Date) throws -> Bool {
         try session.execute("""
@@ -55,6 +60,10 @@ struct EscalationStore {
     func schedule(_ team: String) throws -> (schedule: OnCallSchedule, revision: Int)? {
         guard let r = try session.query("SELECT schedule::text, revision FROM escalation.schedules WHERE team = $1", [.string(team)]).first else { return nil }
         return (try Self.decode(OnCallSchedule.self, try r.string(0)), try r.int(1))
+    }
+
+    func scheduleRevision(_ team: String) throws -> Int? {
+        try session.query("SELECT revision FROM escalation.schedules WHERE team = $1", [.string(team)]).first?.int(0)
     }
 
     /// Stores the team's schedule; returns its revision (1 for the first).
