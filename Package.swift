@@ -64,6 +64,11 @@ let package = Package(
             "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
             argumentParser,
         ], path: "Benchmarks/SLALoad"),
+        // Load benchmark of the escalation service (issue 9): breach -> page latency, open chains held, ack latency.
+        .executableTarget(name: "escalation-load", dependencies: [
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
+            argumentParser,
+        ], path: "Benchmarks/EscalationLoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
         // The classification service (issue 7): priority, request class, dispatch, quotas, reclassification.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The machine's load average (1, 5, 15 minutes) as /proc/loadavg shows it.
 public func loadAverage() -> String {
@@ -18,5 +19,30 @@ public func installAbortHandlers(tool: String) -> [DispatchSourceSignal] {
         }
         source.resume()
         return source
+    }
+}
+
+/// What a load tool sets up before anything else: a logger at warning level, `CSS_BIN_DIR`
+/// (where ServiceProcess finds the services) from `--bin-dir` relative to the working
+/// directory, the abort handlers, and a run id. Keep it alive for the whole run.
+public struct BenchRun {
+    public let tool: String
+    public let runID = String(UUID().uuidString.prefix(8).lowercased())
+    public let logger: Logger
+    private let handlers: [DispatchSourceSignal]
+
+    public init(tool: String, binDir: String) {
+        self.tool = tool
+        var logger = Logger(label: tool)
+        logger.logLevel = .warning
+        self.logger = logger
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        setenv("CSS_BIN_DIR", URL(fileURLWithPath: binDir, relativeTo: cwd).standardizedFileURL.path, 1)
+        handlers = installAbortHandlers(tool: tool)
+    }
+
+    /// The report's first line: `<tool> run <id>: <n> cores, load average ... at start`.
+    public var headline: String {
+        "\(tool) run \(runID): \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()) at start"
     }
 }

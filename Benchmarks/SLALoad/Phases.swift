@@ -166,21 +166,7 @@ final class SLARunner: @unchecked Sendable {
 
     /// Publishes with confirms (retrying while the publisher reconnects); returns how many came back unroutable.
     func publish(_ messages: [OutgoingMessage]) async throws -> Int {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            // A plain catch into a value: `catch where` on a typed error crashes Swift 6.3's SILGen.
-            let failure: AMQPError?
-            var returned = 0
-            do {
-                returned = try await publisher.publish(messages).filter { $0 != .delivered }.count
-                failure = nil
-            } catch {
-                failure = error
-            }
-            guard let failure else { return returned }
-            guard failure.code == "connection_lost", ContinuousClock.now < deadline else { throw failure }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await publisher.publishConfirmed(messages)
     }
 
     /// Until the service answers a command: it migrated, declared and consumes. Returns seconds waited.

@@ -124,17 +124,12 @@ struct SLALoad: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        var logger = Logger(label: "sla-load")
-        logger.logLevel = .warning
-        let binURL = URL(fileURLWithPath: binDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
-        setenv("CSS_BIN_DIR", binURL.path, 1)
-        let handlers = installAbortHandlers(tool: "sla-load")
-        defer { _ = handlers }
-
-        let runID = String(UUID().uuidString.prefix(8).lowercased())
+        let bench = BenchRun(tool: "sla-load", binDir: binDir)
+        defer { _ = bench }
+        let logger = bench.logger, runID = bench.runID
         let plan = try SLAPlan(warnAt: fractions, windowSeconds: seconds)
         let report = SLAReport(runID: runID, arguments: self, plan: plan)
-        report.line("sla-load run \(runID): \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()) at start")
+        report.line(bench.headline)
         report.line("targets \(targets) = \(targets / 2) tickets × (response, restoration); \(plan.policyLine)")
         report.line("a firing = one sla.warning or sla.breached; each measured/recovery ticket has exactly one planned firing in the run "
             + "(the first \(plan.plannedIsWarning ? "warning" : "breach") of P1's response or P2's restoration); background thresholds are \(fmt(Double(plan.backgroundFirstDueSeconds) / 3600, 1)) h or more ahead")
