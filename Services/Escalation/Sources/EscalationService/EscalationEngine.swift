@@ -60,72 +60,76 @@ struct EscalationEngine: Sendable {
 
     static let timers = TimerStore(schema: EscalationSchema.name)
 
-    /// Stores a new escalation and starts it if it can be routed; nothing when it exists already.
-    func open(_ escalation: Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        var e = escalation
-        guard try store.insert(e, at: now) else { return [] }
-        var events = try route(&e, store: store, context: context, now: now)
-        events += try advance(&e, store: store, context: context, now: now)
-        try store.save([e], at: now)
-        return events
+    /// Stores new escalations (one statement) and starts those that can be routed; one that exists
+    /// already is the same fact again and does nothing. Returns the events, by escalation id.
+    func open(_ list: [Escalation], _ work: inout Work) throws -> [String: [CloudEvent]] {
+        guard !list.isEmpty else { return [:] }
+        let fresh = try work.store.insert(list, at: work.now)
+        var out: [String: [CloudEvent]] = [:]
+        for var e in list where fresh.contains(e.id) {
+            try route(&e, &work)
+            out[e.id] = try advance(&e, &work)
+            work.changed[e.id] = e
+        }
+        return out
     }
 
     /// Routes an unrouted escalation once its customer and (for support staff) its team's schedule
     /// are known; leaves it unrouted otherwise, holding the locks that make the onboarding or
     /// schedule that arrives later find it.
-    func route(_ e: inout Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        guard e.state == .unrouted else { return [] }
-        var customer = try cache.customer(e.customerId, store: store)
+    func route(_ e: inout Escalation, _ work: inout Work) throws {
+        guard e.state == .unrouted else { return }
+        var customer = try work.customer(e.customerId)
         if customer == nil {
-            try store.lock(customer: e.customerId, exclusive: false)
-            customer = try cache.customer(e.customerId, store: store)
+            try work.store.lock(customer: e.customerId, exclusive: false)
+            customer = try work.customer(e.customerId, again: true)
         }
-        guard let customer else { return [] }
+        guard let customer else { return }
         if e.isCustomerEscalation {
             let recipients = [customer.primaryContact, customer.successManager].compactMap { $0 }
-            e.route(levels: [], customerRecipients: recipients, now: Instant.seconds(now))
-            return []
+            e.route(levels: [], customerRecipients: recipients, now: Instant.seconds(work.now))
+            return
         }
-        guard let team = customer.team else { return [] }
+        guard let team = customer.team else { return }
         e.team = team
-        var rotation = try cache.rotation(team, store: store)
+        var rotation = try work.rotation(team)
         if rotation == nil {
-            try store.lock(team: team, exclusive: false)
-            rotation = try cache.rotation(team, store: store)
+            try work.store.lock(team: team, exclusive: false)
+            rotation = try work.rotation(team, again: true)
         }
-        guard let rotation else { return [] }
-        e.route(levels: rotation.schedule.levels, now: Instant.seconds(now))
-        return []
+        guard let rotation else { return }
+        e.route(levels: rotation.schedule.levels, now: Instant.seconds(work.now))
     }
 
-    /// Sends what is due of the chain at `now`; arms its timer for what comes next.
-    func advance(_ e: inout Escalation, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        guard e.state == .open else { return [] }
-        guard let customer = try cache.customer(e.customerId, store: store) else { return [] }
-        let rotation = try e.team.map { try cache.rotation($0, store: store) } ?? nil
+    /// Sends what is due of the chain at `now`; records its timer for what comes next.
+    func advance(_ e: inout Escalation, _ work: inout Work) throws -> [CloudEvent] {
+        guard e.state == .open, let customer = try work.customer(e.customerId) else { return [] }
+        let rotation = try e.team.map { try work.rotation($0) } ?? nil
         // R-ESC-1: P1 never waits; P2–P4 messages go out in the customer's business hours.
         let env = ChainEnvironment(rotation: rotation, successManager: customer.successManager,
                                    businessHours: e.priority == .p1 ? nil : customer.businessHours)
+        let now = work.now, factory = work.context.events
         var events: [CloudEvent] = []
         for effect in e.advance(now: Instant.seconds(now), env) {
             switch effect {
             case .arm(let at):
-                try Self.timers.arm([DueTimer(key: e.id, dueAt: Instant.date(at))], now: now, session: context.session)
+                work.timers.append(DueTimer(key: e.id, dueAt: Instant.date(at)))
             case .send(let level, let attempt, let role, let recipients, let at):
-                events.append(Self.sent(e, level: level, attempt: attempt, role: role, recipients: recipients, at: at, factory: context.events))
+                events.append(Self.sent(e, level: level, attempt: attempt, role: role, recipients: recipients, at: at, factory: factory))
             case .skip(let level, let role, let reason, let at):
-                events.append(context.events.make(EventType.escalationSkipped, subject: e.trackingNumber, data: [
+                events.append(factory.make(EventType.escalationSkipped, subject: e.trackingNumber, data: [
                     "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "level": .int(level + 1),
                     "role": .string(role), "reason": .string(reason), "at": .string(Instant.format(at)),
                 ], time: now, id: "escalation:skipped:\(e.id)/\(level + 1)"))
             case .hold(let level, let until, let at):
-                events.append(context.events.make(EventType.escalationHeld, subject: e.trackingNumber, data: [
+                events.append(factory.make(EventType.escalationHeld, subject: e.trackingNumber, data: [
                     "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "level": .int(level + 1),
                     "priority": .string(e.priority.rawValue), "until": .string(Instant.format(until)),
                     "reason": "outside_business_hours", "at": .string(Instant.format(at)),
                 ], time: now, id: "escalation:held:\(e.id)/\(level + 1)/\(until)"))
             }
         }
+        work.changed[e.id] = e
         return events
     }
 
@@ -156,21 +160,18 @@ struct EscalationEngine: Sendable {
         return event
     }
 
-    /// Ends the live escalations of a ticket that `matching` selects and that opened before `at`
-    /// (a late event about an earlier transition does not end a later escalation).
-    func resolve(_ trackingNumber: String, cause: String, at: Date, store: EscalationStore, context: CommandContext, now: Date,
-                 matching: (Escalation) -> Bool = { _ in true }) throws -> [CloudEvent] {
-        var changed: [Escalation] = []
+    /// Ends the live escalations (`live`, locked by the caller) that `matching` selects and that
+    /// opened before `at` (a late event about an earlier transition does not end a later escalation).
+    func resolve(_ live: [Escalation], cause: String, at: Date, _ work: inout Work, matching: (Escalation) -> Bool = { _ in true }) -> [CloudEvent] {
         var events: [CloudEvent] = []
-        for var e in try store.live(of: trackingNumber) where matching(e) && e.openedAt <= Instant.seconds(at) + 1 {
-            guard e.resolve(cause: cause, at: Instant.seconds(now)) else { continue }
-            changed.append(e)
-            events.append(context.events.make(EventType.escalationResolved, subject: trackingNumber, data: [
-                "escalationId": .string(e.id), "trackingNumber": .string(trackingNumber), "cause": .string(cause),
-                "at": .string(RFC3339.format(now)),
-            ], time: now, id: "escalation:resolved:\(e.id)"))
+        for var e in live where matching(e) && e.openedAt <= Instant.seconds(at) + 1 {
+            guard e.resolve(cause: cause, at: Instant.seconds(work.now)) else { continue }
+            work.changed[e.id] = e
+            events.append(work.context.events.make(EventType.escalationResolved, subject: e.trackingNumber, data: [
+                "escalationId": .string(e.id), "trackingNumber": .string(e.trackingNumber), "cause": .string(cause),
+                "at": .string(RFC3339.format(work.now)),
+            ], time: work.now, id: "escalation:resolved:\(e.id)"))
         }
-        try store.save(changed, at: now)
         return events
     }
 
@@ -190,5 +191,46 @@ struct EscalationEngine: Sendable {
             "acknowledgedBy": .optional(e.acknowledgedBy), "acknowledgedAt": .optional(e.acknowledgedAt.map(Instant.format)),
             "resolvedAt": .optional(e.resolvedAt.map(Instant.format)), "resolution": .optional(e.resolution),
         ]
+    }
+}
+
+/// One unit of work (a batch of events, a command, a firing): its statements, the customers
+/// and rotations it looked up, and what it changed, written together by ``flush()``: one
+/// statement for the timers armed, one for the escalations changed.
+struct Work {
+    let store: EscalationStore
+    let context: CommandContext
+    let now: Date
+    let cache: EscalationCache
+    var timers: [DueTimer] = []
+    var changed: [String: Escalation] = [:]
+    private var customers: [String: CustomerFacts?] = [:]
+    private var rotations: [String: Rotation?] = [:]
+
+    init(_ context: CommandContext, now: Date, cache: EscalationCache) {
+        self.store = EscalationStore(session: context.session)
+        self.context = context
+        self.now = now
+        self.cache = cache
+    }
+
+    /// - Parameter again: look again (after taking the lock that waits for an onboarding being committed).
+    mutating func customer(_ id: String, again: Bool = false) throws -> CustomerFacts? {
+        if !again, let hit = customers[id] { return hit }
+        let found = try cache.customer(id, store: store)
+        customers[id] = found
+        return found
+    }
+
+    mutating func rotation(_ team: String, again: Bool = false) throws -> Rotation? {
+        if !again, let hit = rotations[team] { return hit }
+        let found = try cache.rotation(team, store: store)
+        rotations[team] = found
+        return found
+    }
+
+    func flush() throws {
+        try EscalationEngine.timers.arm(timers, now: now, session: context.session)
+        try store.save(changed.keys.sorted().map { changed[$0]! }, at: now)
     }
 }

@@ -14,19 +14,28 @@ public struct EscalationEvents: EventHandler {
          EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached]
     }
 
+    /// Ticket facts and thresholds go set-wise: one read of the tickets, one insert of the
+    /// escalations, one write each of tickets, escalations and timers per batch.
+    public func handlesInBatches(_ type: String) -> Bool {
+        type != EventType.customerOnboarded && type != EventType.contactAvailabilityChanged
+    }
+
     public func handle(_ event: CloudEvent, context: CommandContext) throws -> [CloudEvent] {
-        let store = EscalationStore(session: context.session)
-        let now = engine.clock.now()
+        var work = Work(context, now: engine.clock.now(), cache: engine.cache)
+        let events: [CloudEvent]
         switch event.type {
         case EventType.customerOnboarded:
-            return try onboarded(event, store: store, context: context, now: now)
+            events = try onboarded(event, &work)
         case EventType.contactAvailabilityChanged:
-            return try availability(event, store: store, context: context, now: now)
-        case EventType.slaWarning, EventType.slaBreached:
-            return try slaThreshold(event, store: store, context: context, now: now)
+            events = try availability(event, &work)
         default:
-            return try ticketFact(event, store: store, context: context, now: now)
+            switch try handleBatch([event], context: context)[0] {
+            case .success(let caused): return caused
+            case .failure(let rejection): throw rejection
+            }
         }
+        try work.flush()
+        return events
     }
 
     static func string(_ event: CloudEvent, _ key: String) throws(CommandRejection) -> String {
@@ -34,6 +43,11 @@ public struct EscalationEvents: EventHandler {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.\(key)", message: "\(event.type) carries no \(key)")
         }
         return s
+    }
+
+    static func trackingNumber(_ event: CloudEvent) throws(CommandRejection) -> String {
+        if let n = event.data["trackingNumber"]?.stringValue ?? event.subject, !n.isEmpty { return n }
+        return try string(event, "trackingNumber")
     }
 
     static func time(_ event: CloudEvent, _ key: String) -> Date {
@@ -48,62 +62,110 @@ public struct EscalationEvents: EventHandler {
     }
 
     /// A new customer, or new settings: escalations that waited for it are routed.
-    func onboarded(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+    func onboarded(_ event: CloudEvent, _ work: inout Work) throws -> [CloudEvent] {
         let id = try Self.string(event, "customerId")
         _ = try CustomerFacts.build(profile: event.data) // refuse what cannot make a calendar before storing it
-        try store.lock(customer: id, exclusive: true)
-        guard try store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
-        return try startWaiting(try store.unrouted(customerId: id), store: store, context: context, now: now)
+        try work.store.lock(customer: id, exclusive: true)
+        guard try work.store.upsertCustomer(id, profile: event.data, version: event.time) else { return [] }
+        return try startWaiting(try work.store.unrouted(customerId: id), &work)
     }
 
-    func startWaiting(_ list: [Escalation], store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+    func startWaiting(_ list: [Escalation], _ work: inout Work) throws -> [CloudEvent] {
         var events: [CloudEvent] = []
-        var changed: [Escalation] = []
         for var e in list {
-            events += try engine.route(&e, store: store, context: context, now: now)
-            events += try engine.advance(&e, store: store, context: context, now: now)
-            changed.append(e)
+            try engine.route(&e, &work)
+            events += try engine.advance(&e, &work)
+            work.changed[e.id] = e
         }
-        try store.save(changed, at: now)
         return events
     }
 
-    /// `ticket.received`, `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`.
-    func ticketFact(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        let number = try event.data["trackingNumber"]?.stringValue ?? event.subject ?? Self.string(event, "trackingNumber")
-        var ticket = try store.ticket(number)
-        if let c = event.data["customerId"]?.stringValue { ticket.customerId = c }
-        if let k = event.data["kind"]?.stringValue { ticket.kind = k }
+    /// What one fact does to its ticket: the row as it becomes, escalations to open, escalations ended.
+    struct Outcome {
+        var opened: [Escalation] = []
         var events: [CloudEvent] = []
+    }
+
+    /// `ticket.received`, `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`,
+    /// `sla.warning`, `sla.breached`, consecutive ones of one type together. Each fact is decided
+    /// on a copy of its ticket and refused before anything is written for it.
+    public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        var work = Work(context, now: engine.clock.now(), cache: engine.cache)
+        var numbers: [String?] = []
+        for event in events { numbers.append(try? Self.trackingNumber(event)) }
+        var tickets = try work.store.tickets(Set(numbers.compactMap { $0 }))
+        // Escalations a transition may end, read (and locked) once for the batch.
+        var live = events.first?.type == EventType.ticketTransitioned ? try work.store.live(of: Set(numbers.compactMap { $0 })) : [:]
+        var changedTickets = Set<String>()
+        var outcomes: [Result<Outcome, CommandRejection>] = []
+        for (event, number) in zip(events, numbers) {
+            do {
+                guard let number else { throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber") }
+                var ticket = tickets[number]!
+                let outcome = try apply(event, to: &ticket, live: &live, &work)
+                tickets[number] = ticket
+                changedTickets.insert(number)
+                outcomes.append(.success(outcome))
+            } catch let rejection as CommandRejection {
+                outcomes.append(.failure(rejection))
+            }
+        }
+        // Every fact is decided: write. Two facts of the batch that open one escalation (the same
+        // threshold under two event ids) open it once, and its events go with the first.
+        var claimed = Set<String>()
+        outcomes = outcomes.map { result in
+            result.map { o in
+                var o = o
+                o.opened = o.opened.filter { claimed.insert($0.id).inserted }
+                return o
+            }
+        }
+        let opened = try engine.open(outcomes.flatMap { (try? $0.get())?.opened ?? [] }, &work)
+        try work.store.save(changedTickets.map { tickets[$0]! }, at: work.now)
+        try work.flush()
+        return outcomes.map { result in
+            result.map { $0.events + $0.opened.flatMap { opened[$0.id] ?? [] } }
+        }
+    }
+
+    func apply(_ event: CloudEvent, to ticket: inout TicketRow, live: inout [String: [Escalation]], _ work: inout Work) throws -> Outcome {
+        var row = ticket
+        var outcome = Outcome()
+        if event.type != EventType.slaWarning && event.type != EventType.slaBreached {
+            if let c = event.data["customerId"]?.stringValue { row.customerId = c }
+            if let k = event.data["kind"]?.stringValue { row.kind = k }
+        }
+        let number = row.trackingNumber
         switch event.type {
         case EventType.ticketReceived:
-            ticket.phoneRequired = event.data["phoneRequired"]?.boolValue ?? false
-            ticket.contactEmail = event.data["contactEmail"]?.stringValue?.lowercased()
-            if ticket.status == nil { ticket.status = .new }
+            row.phoneRequired = event.data["phoneRequired"]?.boolValue ?? false
+            row.contactEmail = event.data["contactEmail"]?.stringValue?.lowercased()
+            if row.status == nil { row.status = .new }
         case EventType.ticketClassified, EventType.ticketReclassified:
             let isClassified = event.type == EventType.ticketClassified
             let priority = try Self.priority(event, isClassified ? "priority" : "to")
             let at = Self.time(event, isClassified ? "classifiedAt" : "at")
-            if ticket.priorityAt.map({ $0 <= at }) ?? true {
-                ticket.priority = priority
-                ticket.priorityAt = at
+            if row.priorityAt.map({ $0 <= at }) ?? true {
+                row.priority = priority
+                row.priorityAt = at
             }
-            if ticket.status == nil || ticket.status == .new { ticket.status = .classified }
+            if row.status == nil || row.status == .new { row.status = .classified }
             // R-ESC-1: a Critical incident pages at once, 24x7, also when it becomes Critical later.
-            if priority == .p1, ticket.kind == TicketKind.incident.rawValue, !ticket.isDone, let customerId = ticket.customerId {
-                let e = Escalation(id: Escalation.id(trackingNumber: number, reason: .criticalIncident), trackingNumber: number,
-                                   customerId: customerId, team: nil, priority: .p1, reason: .criticalIncident,
-                                   phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
-                events += try engine.open(e, store: store, context: context, now: now)
+            if priority == .p1, row.kind == TicketKind.incident.rawValue, !row.isDone, let customerId = row.customerId {
+                outcome.opened.append(Escalation(id: Escalation.id(trackingNumber: number, reason: .criticalIncident), trackingNumber: number,
+                                                 customerId: customerId, team: nil, priority: .p1, reason: .criticalIncident,
+                                                 phoneRequired: row.phoneRequired, openedAt: Instant.seconds(work.now)))
             }
+        case EventType.ticketTransitioned:
+            outcome = try transitioned(event, &row, live: &live, &work)
         default:
-            events += try transitioned(event, &ticket, store: store, context: context, now: now)
+            if let e = try threshold(event, row, now: work.now) { outcome.opened.append(e) }
         }
-        try store.save(ticket, at: now)
-        return events
+        ticket = row
+        return outcome
     }
 
-    func transitioned(_ event: CloudEvent, _ ticket: inout TicketRow, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+    func transitioned(_ event: CloudEvent, _ ticket: inout TicketRow, live: inout [String: [Escalation]], _ work: inout Work) throws -> Outcome {
         guard let raw = event.data["action"]?.stringValue, let action = TicketAction(rawValue: raw) else {
             throw CommandRejection(code: ErrorCode.invalidField, field: "data.action", message: "data.action must be one of \(TicketAction.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -115,62 +177,70 @@ public struct EscalationEvents: EventHandler {
             ticket.statusAt = at
         }
         let number = ticket.trackingNumber
+        var outcome = Outcome()
+        func end(_ cause: String, _ matching: (Escalation) -> Bool = { _ in true }) {
+            outcome.events = engine.resolve(live[number] ?? [], cause: cause, at: at, &work, matching: matching)
+            // Ended ones are no longer live for a later fact of this batch.
+            live[number] = (live[number] ?? []).map { work.changed[$0.id] ?? $0 }.filter { $0.state == .open || $0.state == .unrouted }
+        }
         switch action {
         case .restore, .close:
-            // R-ESC-6: a ticket restored or closed ends its open escalations.
-            return try engine.resolve(number, cause: action == .restore ? "restored" : "closed", at: at, store: store, context: context, now: now)
+            end(action == .restore ? "restored" : "closed") // R-ESC-6: a ticket restored or closed ends its open escalations
         case .respond:
-            return try engine.resolve(number, cause: "responded", at: at, store: store, context: context, now: now) { $0.target == "response" }
+            end("responded") { $0.target == "response" }
         case .customerReplied:
-            return try engine.resolve(number, cause: "customer_replied", at: at, store: store, context: context, now: now) { $0.isCustomerEscalation }
+            end("customer_replied") { $0.isCustomerEscalation }
         case .awaitCustomer:
             // R-CUS-5: the ticket now needs a contact who is unavailable.
-            guard let customerId = ticket.customerId, let email = ticket.contactEmail,
-                  try store.isUnavailable(customerId: customerId, email: email) else { return [] }
-            return try openCustomerEscalation(&ticket, store: store, context: context, now: now)
+            if let customerId = ticket.customerId, let email = ticket.contactEmail, try work.store.isUnavailable(customerId: customerId, email: email),
+               !(live[number] ?? []).contains(where: \.isCustomerEscalation), let e = Self.customerEscalation(&ticket, now: work.now) {
+                outcome.opened.append(e)
+            }
         case .reopen:
-            return []
+            break
         }
+        return outcome
     }
 
-    /// R-ESC-4, R-CUS-5: one message on `customer.<id>` to the primary POC and the success manager.
-    func openCustomerEscalation(_ ticket: inout TicketRow, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        guard let customerId = ticket.customerId, !ticket.isDone else { return [] }
-        // One per episode: a second unavailability while the first is still open adds nothing.
-        if try store.live(of: ticket.trackingNumber).contains(where: \.isCustomerEscalation) { return [] }
+    /// R-ESC-4, R-CUS-5: one message on `customer.<id>` to the primary POC and the success manager,
+    /// one per episode of unavailability.
+    static func customerEscalation(_ ticket: inout TicketRow, now: Date) -> Escalation? {
+        guard let customerId = ticket.customerId, !ticket.isDone else { return nil }
         ticket.contactEpisodes += 1
-        let e = Escalation(id: Escalation.id(trackingNumber: ticket.trackingNumber, reason: .contactUnavailable, episode: ticket.contactEpisodes),
-                           trackingNumber: ticket.trackingNumber, customerId: customerId, team: nil, priority: ticket.priority ?? .p4,
-                           reason: .contactUnavailable, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
-        return try engine.open(e, store: store, context: context, now: now)
+        return Escalation(id: Escalation.id(trackingNumber: ticket.trackingNumber, reason: .contactUnavailable, episode: ticket.contactEpisodes),
+                          trackingNumber: ticket.trackingNumber, customerId: customerId, team: nil, priority: ticket.priority ?? .p4,
+                          reason: .contactUnavailable, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
     }
 
     /// `customer.contact.availability_changed` (R-CUS-5).
-    func availability(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
+    func availability(_ event: CloudEvent, _ work: inout Work) throws -> [CloudEvent] {
         let customerId = try Self.string(event, "customerId")
         let email = try Self.string(event, "email").lowercased()
         guard let available = event.data["available"]?.boolValue else {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.available", message: "customer.contact.availability_changed carries no available flag")
         }
-        guard try store.setAvailability(customerId: customerId, email: email, available: available, at: event.time) else { return [] }
+        guard try work.store.setAvailability(customerId: customerId, email: email, available: available, at: event.time) else { return [] }
+        let numbers = try available ? work.store.ticketsOfContact(customerId: customerId, contactEmail: email)
+                                    : work.store.ticketsAwaiting(customerId: customerId, contactEmail: email)
+        var tickets = try work.store.tickets(numbers)
+        let live = try work.store.live(of: numbers)
         var events: [CloudEvent] = []
-        if available {
-            for number in try store.ticketsOfContact(customerId: customerId, contactEmail: email) {
-                events += try engine.resolve(number, cause: "contact_available", at: event.time, store: store, context: context, now: now) { $0.isCustomerEscalation }
-            }
-        } else {
-            for number in try store.ticketsAwaiting(customerId: customerId, contactEmail: email) {
-                var ticket = try store.ticket(number)
-                events += try openCustomerEscalation(&ticket, store: store, context: context, now: now)
-                try store.save(ticket, at: now)
+        var opened: [Escalation] = []
+        for number in numbers.sorted() {
+            if available {
+                events += engine.resolve(live[number] ?? [], cause: "contact_available", at: event.time, &work) { $0.isCustomerEscalation }
+            } else if !(live[number] ?? []).contains(where: \.isCustomerEscalation), let e = Self.customerEscalation(&tickets[number]!, now: work.now) {
+                opened.append(e)
             }
         }
-        return events
+        try work.store.save(Array(tickets.values), at: work.now)
+        return try events + engine.open(opened, &work).sorted { $0.key < $1.key }.flatMap(\.value)
     }
 
-    /// `sla.warning` and `sla.breached` (R-ESC-2): the owning team's on-call, then up the chain.
-    func slaThreshold(_ event: CloudEvent, store: EscalationStore, context: CommandContext, now: Date) throws -> [CloudEvent] {
-        let number = try event.data["trackingNumber"]?.stringValue ?? event.subject ?? Self.string(event, "trackingNumber")
+    /// `sla.warning` and `sla.breached` (R-ESC-2): the owning team's on-call, then up the chain; nil
+    /// when the ticket is restored or closed already.
+    func threshold(_ event: CloudEvent, _ ticket: TicketRow, now: Date) throws -> Escalation? {
+        let number = ticket.trackingNumber
         let target = try Self.string(event, "target")
         guard target == "response" || target == "restoration" else {
             throw CommandRejection(code: ErrorCode.invalidField, field: "data.target", message: "data.target must be response or restoration")
@@ -183,18 +253,16 @@ public struct EscalationEvents: EventHandler {
             }
             threshold = t
         }
-        let ticket = try store.ticket(number)
         guard let customerId = event.data["customerId"]?.stringValue ?? ticket.customerId else {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.customerId", message: "\(event.type) carries no customerId and the ticket is unknown")
         }
-        if ticket.isDone { return [] } // restored or closed meanwhile: nothing to escalate
+        if ticket.isDone { return nil } // restored or closed meanwhile: nothing to escalate
         let priority = (try? Self.priority(event, "priority")) ?? ticket.priority ?? .p4
         let dueAt = event.data["dueAt"]?.stringValue.flatMap(RFC3339.parse).map(Instant.seconds)
         let reason: EscalationReason = breached ? .slaBreached : .slaWarning
-        let e = Escalation(id: Escalation.id(trackingNumber: number, reason: reason, target: target, threshold: threshold),
-                           trackingNumber: number, customerId: customerId, team: nil, priority: priority, reason: reason,
-                           target: target, threshold: threshold, dueAt: dueAt, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
-        return try engine.open(e, store: store, context: context, now: now)
+        return Escalation(id: Escalation.id(trackingNumber: number, reason: reason, target: target, threshold: threshold),
+                          trackingNumber: number, customerId: customerId, team: nil, priority: priority, reason: reason,
+                          target: target, threshold: threshold, dueAt: dueAt, phoneRequired: ticket.phoneRequired, openedAt: Instant.seconds(now))
     }
 }
 
@@ -203,17 +271,15 @@ public struct EscalationTimers: TimerHandler {
     let engine: EscalationEngine
 
     public func fire(_ timers: [DueTimer], now: Date, context: CommandContext) throws -> [CloudEvent] {
-        let store = EscalationStore(session: context.session)
-        var found = try store.escalations(timers.map(\.key))
+        var work = Work(context, now: now, cache: engine.cache)
+        var found = try work.store.escalations(timers.map(\.key))
         var events: [CloudEvent] = []
-        var changed: [Escalation] = []
         for id in found.keys.sorted() {
             // An acknowledged or resolved escalation has no next step: its old timer does nothing (R-ESC-6).
             guard found[id]!.state == .open else { continue }
-            events += try engine.advance(&found[id]!, store: store, context: context, now: now)
-            changed.append(found[id]!)
+            events += try engine.advance(&found[id]!, &work)
         }
-        try store.save(changed, at: now)
+        try work.flush()
         return events
     }
 }
@@ -274,7 +340,9 @@ public struct EscalationCommands: CommandHandler {
             "members": .int(schedule.members.count), "levels": .int(schedule.levels.count), "overrides": .int(schedule.overrides.count),
             "by": .optional(by),
         ], time: now, id: "escalation:schedule:\(schedule.team):\(revision)")
-        let started = try EscalationEvents(engine: engine).startWaiting(try store.unrouted(team: schedule.team), store: store, context: context, now: now)
+        var work = Work(context, now: now, cache: engine.cache)
+        let started = try EscalationEvents(engine: engine).startWaiting(try store.unrouted(team: schedule.team), &work)
+        try work.flush()
         return CommandOutcome(result: ["team": .string(schedule.team), "revision": .int(revision)], events: [event] + started)
     }
 

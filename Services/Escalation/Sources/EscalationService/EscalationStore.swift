@@ -80,29 +80,51 @@ struct EscalationStore {
 
     /// The ticket, locked for this transaction; an empty row when it is not stored yet.
     func ticket(_ number: String) throws -> TicketRow {
-        guard let r = try session.query("""
-            SELECT customer_id, kind, priority, phone_required, contact_email, status, status_at, priority_at, contact_episodes
-            FROM escalation.tickets WHERE tracking_number = $1 FOR UPDATE
-            """, [.string(number)]).first else { return TicketRow(trackingNumber: number) }
-        return TicketRow(
-            trackingNumber: number, customerId: try r.optionalString(0), kind: try r.optionalString(1),
-            priority: try r.optionalString(2).flatMap(Priority.init(rawValue:)), phoneRequired: try r.bool(3),
-            contactEmail: try r.optionalString(4), status: try r.optionalString(5).flatMap(TicketStatus.init(rawValue:)),
-            statusAt: try r.optionalDate(6), priorityAt: try r.optionalDate(7), contactEpisodes: try r.int(8))
+        try tickets([number])[number]!
+    }
+
+    /// The tickets, locked for this transaction (in one order, so two processes never deadlock);
+    /// an empty row for a number not stored yet.
+    func tickets(_ numbers: some Collection<String>) throws -> [String: TicketRow] {
+        var rows: [String: TicketRow] = [:]
+        for n in numbers { rows[n] = TicketRow(trackingNumber: n) }
+        for r in try session.query("""
+            SELECT tracking_number, customer_id, kind, priority, phone_required, contact_email, status, status_at, priority_at, contact_episodes
+            FROM escalation.tickets WHERE tracking_number = ANY($1::text[]) ORDER BY tracking_number FOR UPDATE
+            """, [PostgresArray.text(Array(rows.keys))]) {
+            let number = try r.string(0)
+            rows[number] = TicketRow(
+                trackingNumber: number, customerId: try r.optionalString(1), kind: try r.optionalString(2),
+                priority: try r.optionalString(3).flatMap(Priority.init(rawValue:)), phoneRequired: try r.bool(4),
+                contactEmail: try r.optionalString(5), status: try r.optionalString(6).flatMap(TicketStatus.init(rawValue:)),
+                statusAt: try r.optionalDate(7), priorityAt: try r.optionalDate(8), contactEpisodes: try r.int(9))
+        }
+        return rows
     }
 
     func save(_ t: TicketRow, at now: Date) throws {
+        try save([t], at: now)
+    }
+
+    /// Stores the tickets in one statement.
+    func save(_ list: [TicketRow], at now: Date) throws {
+        guard !list.isEmpty else { return }
+        let rows = list.sorted { $0.trackingNumber < $1.trackingNumber }
         try session.execute("""
             INSERT INTO escalation.tickets (tracking_number, customer_id, kind, priority, phone_required, contact_email, status, status_at,
                                             priority_at, contact_episodes, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            SELECT n, c, k, p, r, e, s, sa, pa, ce, $11
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[], $8::timestamptz[],
+                        $9::timestamptz[], $10::integer[]) AS u(n, c, k, p, r, e, s, sa, pa, ce)
             ON CONFLICT (tracking_number) DO UPDATE SET customer_id = excluded.customer_id, kind = excluded.kind, priority = excluded.priority,
                 phone_required = excluded.phone_required, contact_email = excluded.contact_email, status = excluded.status,
                 status_at = excluded.status_at, priority_at = excluded.priority_at, contact_episodes = excluded.contact_episodes,
                 updated_at = excluded.updated_at
-            """, [.string(t.trackingNumber), .optional(t.customerId), .optional(t.kind), .optional(t.priority?.rawValue), .bool(t.phoneRequired),
-                  .optional(t.contactEmail), .optional(t.status?.rawValue), .optional(t.statusAt), .optional(t.priorityAt),
-                  .int(t.contactEpisodes), .date(now)])
+            """, [PostgresArray.text(rows.map(\.trackingNumber)), PostgresArray.text(rows.map(\.customerId)), PostgresArray.text(rows.map(\.kind)),
+                  PostgresArray.text(rows.map { $0.priority?.rawValue }), PostgresArray.text(rows.map { $0.phoneRequired ? "true" : "false" }),
+                  PostgresArray.text(rows.map(\.contactEmail)), PostgresArray.text(rows.map { $0.status?.rawValue }),
+                  PostgresArray.text(rows.map { $0.statusAt.map(RFC3339.format) }), PostgresArray.text(rows.map { $0.priorityAt.map(RFC3339.format) }),
+                  PostgresArray.text(rows.map { String($0.contactEpisodes) }), .date(now)])
     }
 
     /// Tickets of a customer whose contact is `email` and that wait for the customer, locked.
@@ -149,10 +171,20 @@ struct EscalationStore {
 
     /// Open or unrouted escalations of a ticket, locked.
     func live(of trackingNumber: String) throws -> [Escalation] {
-        try session.query("""
-            SELECT body::text FROM escalation.escalations WHERE tracking_number = $1 AND state IN ('open', 'unrouted')
+        try live(of: [trackingNumber])[trackingNumber] ?? []
+    }
+
+    /// Open or unrouted escalations of the tickets, locked, by ticket.
+    func live(of numbers: some Collection<String>) throws -> [String: [Escalation]] {
+        var out: [String: [Escalation]] = [:]
+        for r in try session.query("""
+            SELECT body::text FROM escalation.escalations WHERE tracking_number = ANY($1::text[]) AND state IN ('open', 'unrouted')
             ORDER BY escalation_id FOR UPDATE
-            """, [.string(trackingNumber)]).map { try Self.decode(Escalation.self, try $0.string(0)) }
+            """, [PostgresArray.text(Array(Set(numbers)))]) {
+            let e = try Self.decode(Escalation.self, try r.string(0))
+            out[e.trackingNumber, default: []].append(e)
+        }
+        return out
     }
 
     /// Unrouted escalations of a customer, locked.
@@ -170,13 +202,17 @@ struct EscalationStore {
             """, [.string(team)]).map { try Self.decode(Escalation.self, try $0.string(0)) }
     }
 
-    /// Stores a new escalation; false when one with its id exists (the same fact again).
-    func insert(_ e: Escalation, at now: Date) throws -> Bool {
-        try session.execute("""
+    /// Stores new escalations in one statement; returns the ids that were new (the others exist: the same fact again).
+    func insert(_ list: [Escalation], at now: Date) throws -> Set<String> {
+        guard !list.isEmpty else { return [] }
+        let sorted = list.sorted { $0.id < $1.id }
+        return Set(try session.query("""
             INSERT INTO escalation.escalations (escalation_id, tracking_number, customer_id, team, state, body, opened_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $7) ON CONFLICT DO NOTHING
-            """, [.string(e.id), .string(e.trackingNumber), .string(e.customerId), .optional(e.team), .string(e.state.rawValue),
-                  .string(try Self.encode(e)), .date(now)]) == 1
+            SELECT i, n, c, t, s, b::jsonb, $7, $7 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(i, n, c, t, s, b)
+            ON CONFLICT DO NOTHING RETURNING escalation_id
+            """, [PostgresArray.text(sorted.map(\.id)), PostgresArray.text(sorted.map(\.trackingNumber)), PostgresArray.text(sorted.map(\.customerId)),
+                  PostgresArray.text(sorted.map(\.team)), PostgresArray.text(sorted.map(\.state.rawValue)),
+                  PostgresArray.text(try sorted.map { try Self.encode($0) }), .date(now)]).map { try $0.string(0) })
     }
 
     /// Stores escalations in one statement.
