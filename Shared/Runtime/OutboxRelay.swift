@@ -33,7 +33,7 @@ public final class OutboxRelay: Sendable {
     /// How long one publish waits for the broker's confirms before failing.
     public let confirmTimeout: Duration
     let sweepInterval: Duration
-    private let counters = Mutex((unroutableEvents: 0, droppedReplies: 0))
+    private let counters = Mutex((unroutableEvents: 0, droppedReplies: 0, unroutableTypes: Set<String>()))
     /// Publishes running in the background (``deliverInBackground(_:then:)``), and ids
     /// confirmed but not deleted yet: deleted together, one statement for many batches.
     private let background = Mutex(Background())
@@ -196,10 +196,15 @@ public final class OutboxRelay: Sendable {
                 "amqp.exchange": "\(m.exchange)", "amqp.routing_key": "\(m.routingKey)", "amqp.message_id": "\(m.messageID)",
                 "amqp.reply_code": "\(code)", "amqp.reply_text": "\(text)"]
             if m.exchange == ExchangeName.events {
-                let n = counters.withLock { c -> Int in c.unroutableEvents += 1; return c.unroutableEvents }
+                let (n, first) = counters.withLock { c -> (Int, Bool) in
+                    c.unroutableEvents += 1
+                    return (c.unroutableEvents, c.unroutableTypes.insert(m.routingKey).inserted)
+                }
                 var md = metadata
                 md["outbox.unroutable_events"] = "\(n)"
-                logger.warning("event had no queue to go to; dropped", metadata: md)
+                // An event type nobody consumes yet is normal (escalation.sent without an audit consumer):
+                // said once per type, then only in debug, so it does not flood the log at 500 events a second.
+                logger.log(level: first ? .warning : .debug, "event had no queue to go to; dropped (further ones of this type are logged at debug)", metadata: md)
             } else if m.exchange.isEmpty {
                 counters.withLock { $0.droppedReplies += 1 }
                 logger.info("reply_to queue does not exist; reply dropped", metadata: metadata)
