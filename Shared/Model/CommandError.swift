@@ -94,4 +94,20 @@ public enum ErrorCode {
     public static let unknownTeam = "unknown_team"
     public static let unknownEscalation = "unknown_escalation"
     public static let overlappingOverrides = "overlapping_overrides"
+    /// Change management (issue 10; pinned in docs/asyncapi.yaml before its service): who may act on a change.
+    public static let notAChangeContact = "not_a_change_contact"
+    public static let notABoardMember = "not_a_board_member"
+    public static let alreadyVoted = "already_voted"
+    /// Change management: the ids a command names.
+    public static let unknownChange = "unknown_change"
+    public static let unknownTemplate = "unknown_template"
+    public static let unknownIncident = "unknown_incident"
+    public static let unknownBoard = "unknown_board"
+    /// Change management: the scheduling policy (R-CHG-3..5); a refusal names the window, freeze or change it hit.
+    public static let testNotVerified = "test_not_verified"
+    public static let outsideWindow = "outside_window"
+    public static let insufficientNotice = "insufficient_notice"
+    public static let inFreeze = "in_freeze"
+    public static let changeConflict = "change_conflict"
+    public static let windowInPast = "window_in_past"
 }

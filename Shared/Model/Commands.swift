@@ -25,6 +25,28 @@ public enum CommandName {
     public static let escalationAck = "escalation.ack"
     /// A team's open escalations.
     public static let escalationList = "escalation.list"
+    /// Change management (issue 10; pinned in docs/asyncapi.yaml, tagged `in-progress`: no service
+    /// consumes these yet). The standard-change catalogue, the approval boards and a customer's
+    /// maintenance windows and freezes (R-CHG-1, R-CHG-4).
+    public static let changeTemplateSet = "change.template.set"
+    public static let changeBoardSet = "change.board.set"
+    public static let maintenanceWindowsSet = "maintenance.windows.set"
+    /// A change's lifecycle: request, agreement, assessment, CAB votes, Test then Production
+    /// (R-CHG-1..5), completion, closing and cancelling.
+    public static let changeRequest = "change.request"
+    public static let changeAgree = "change.agree"
+    public static let changeAssess = "change.assess"
+    public static let changeVote = "change.vote"
+    public static let changeSchedule = "change.schedule"
+    public static let changeDeploy = "change.deploy"
+    public static let changeVerify = "change.verify"
+    public static let changeImplement = "change.implement"
+    public static let changeComplete = "change.complete"
+    public static let changeClose = "change.close"
+    public static let changeCancel = "change.cancel"
+    /// Read-only: a change, and a customer's directory of installed components with its deployment timeline (R-CHG-6).
+    public static let changeGet = "change.get"
+    public static let changeDirectoryGet = "change.directory.get"
 }
 
 /// Identifiers that end up in routing keys (`customer.<id>`, `oncall.<team>.p1`) may

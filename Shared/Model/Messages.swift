@@ -69,6 +69,27 @@ public enum EventType {
     public static let escalationHeld = "escalation.held"
     /// The ticket was restored, closed or responded to, or the contact is back: the chain ends (R-ESC-6).
     public static let escalationResolved = "escalation.resolved"
+    /// Change management (issue 10; pinned in docs/asyncapi.yaml, tagged `in-progress`: no service
+    /// publishes these yet). One event per step of a change's lifecycle (R-CHG-1..6).
+    public static let changeRequested = "change.requested"
+    public static let changeAgreed = "change.agreed"
+    public static let changeAssessed = "change.assessed"
+    public static let changeVoteRecorded = "change.vote.recorded"
+    public static let changeApproved = "change.approved"
+    public static let changeRejected = "change.rejected"
+    public static let changeScheduled = "change.scheduled"
+    public static let changeDeployed = "change.deployed"
+    public static let changeVerified = "change.verified"
+    public static let changeImplementing = "change.implementing"
+    public static let changeImplemented = "change.implemented"
+    public static let changeFailed = "change.failed"
+    public static let changeClosed = "change.closed"
+    public static let changeCancelled = "change.cancelled"
+    /// Maintenance announced to a customer's change contacts, and a customer's windows and freezes replaced (R-CHG-4).
+    public static let maintenanceAnnounced = "maintenance.announced"
+    public static let maintenanceWindowsUpdated = "maintenance.windows.updated"
+    /// A customer's last Service Update is more than a year old (R-CHG-7).
+    public static let serviceUpdateOverdue = "customer.service_update.overdue"
 }
 
 /// A CloudEvents 1.0 event in structured mode.
