@@ -95,6 +95,11 @@ let package = Package(
         .testTarget(name: "EscalationIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSCalendar", "CSSAMQP", "CSSPostgres", "CSSRuntime", "EscalationService"],
                     path: "Tests/EscalationIntegrationTests"),
 
+        // Change management (issue 10): the pure lifecycle and scheduling policy so far; the service comes next.
+        .target(name: "ChangeManagementService", dependencies: ["CSSModel", "CSSCalendar"],
+                path: "Services/ChangeManagement/Sources/ChangeManagementService"),
+        .testTarget(name: "ChangeManagementTests", dependencies: ["ChangeManagementService", "CSSModel", "CSSCalendar"], path: "Tests/ChangeManagementTests"),
+
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),
 
