@@ -78,6 +78,10 @@ extension SystemHarness {
             let intake = IntakeFacts(), sla = SLAFacts()
             try await h.publish(intake.onboarded(at: Date()))
             try await h.publish(intake.transitioned("INC-000011", "restore", status: "restored", at: Date()))
+            // Seen first (two processes take events side by side: wait until the restore is stored).
+            #expect(try await eventually {
+                try await h.count("SELECT count(*) FROM escalation.tickets WHERE tracking_number = 'INC-000011' AND status = 'restored'") == 1
+            })
             try await h.publish(sla.threshold("INC-000011", threshold: 0.9, dueAt: due))
             let breach = sla.threshold("INC-000012", priority: "P1", dueAt: due)
             try await h.publish(breach, breach)
@@ -85,6 +89,19 @@ extension SystemHarness {
             try await Task.sleep(for: .seconds(1))
             #expect(h.pages("ESC-INC-000011-restoration-0.9").isEmpty, "a restored ticket was paged")
             #expect(h.pages("ESC-INC-000012-restoration-breached").count == 1)
+
+            // Restores and thresholds of the same new tickets taken side by side by the two processes, in either
+            // order: no restore is lost under a threshold, and no escalation of a restored ticket stays open.
+            for k in 100..<120 {
+                try await h.publish(intake.transitioned("INC-000\(k)", "restore", status: "restored", at: Date()),
+                                    sla.threshold("INC-000\(k)", threshold: 0.5, dueAt: due))
+            }
+            #expect(try await eventually {
+                try await h.count("SELECT count(*) FROM escalation.tickets WHERE tracking_number LIKE 'INC-0001%' AND status = 'restored'") == 20
+            })
+            #expect(try await eventually {
+                try await h.count("SELECT count(*) FROM escalation.escalations WHERE tracking_number LIKE 'INC-0001%' AND state IN ('open', 'unrouted')") == 0
+            })
             h.expectNoDuplicatePages()
         }
     }

@@ -160,11 +160,10 @@ struct EscalationEngine: Sendable {
         return event
     }
 
-    /// Ends the live escalations (`live`, locked by the caller) that `matching` selects and that
-    /// opened before `at` (a late event about an earlier transition does not end a later escalation).
-    func resolve(_ live: [Escalation], cause: String, at: Date, _ work: inout Work, matching: (Escalation) -> Bool = { _ in true }) -> [CloudEvent] {
+    /// Ends the live escalations (`live`, locked by the caller) that `matching` selects.
+    func resolve(_ live: [Escalation], cause: String, _ work: inout Work, matching: (Escalation) -> Bool = { _ in true }) -> [CloudEvent] {
         var events: [CloudEvent] = []
-        for var e in live where matching(e) && e.openedAt <= Instant.seconds(at) + 1 {
+        for var e in live where matching(e) {
             guard e.resolve(cause: cause, at: Instant.seconds(work.now)) else { continue }
             work.changed[e.id] = e
             events.append(work.context.events.make(EventType.escalationResolved, subject: e.trackingNumber, data: [

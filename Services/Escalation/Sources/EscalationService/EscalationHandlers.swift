@@ -104,7 +104,7 @@ public struct EscalationEvents: EventHandler {
                 var ticket = tickets[number]!
                 let outcome = try apply(event, to: &ticket, live: &live, &work)
                 tickets[number] = ticket
-                changedTickets.insert(number)
+                if event.type != EventType.slaWarning && event.type != EventType.slaBreached { changedTickets.insert(number) }
                 outcomes.append(.success(outcome))
             } catch let rejection as CommandRejection {
                 outcomes.append(.failure(rejection))
@@ -172,20 +172,23 @@ public struct EscalationEvents: EventHandler {
         guard let at = event.data["at"]?.stringValue.flatMap(RFC3339.parse) else {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.at", message: "ticket.transitioned carries no RFC 3339 time in data.at")
         }
-        if ticket.statusAt.map({ $0 <= at }) ?? true {
+        // Whether this transition is the ticket's newest: a late one about an earlier moment (a restore
+        // that arrives after the reopen that followed it) ends nothing.
+        let newest = ticket.statusAt.map { $0 <= at } ?? true
+        if newest {
             ticket.status = event.data["status"]?.stringValue.flatMap(TicketStatus.init(rawValue:)) ?? ticket.status
             ticket.statusAt = at
         }
         let number = ticket.trackingNumber
         var outcome = Outcome()
         func end(_ cause: String, _ matching: (Escalation) -> Bool = { _ in true }) {
-            outcome.events = engine.resolve(live[number] ?? [], cause: cause, at: at, &work, matching: matching)
+            outcome.events = engine.resolve(live[number] ?? [], cause: cause, &work, matching: matching)
             // Ended ones are no longer live for a later fact of this batch.
             live[number] = (live[number] ?? []).map { work.changed[$0.id] ?? $0 }.filter { $0.state == .open || $0.state == .unrouted }
         }
         switch action {
         case .restore, .close:
-            end(action == .restore ? "restored" : "closed") // R-ESC-6: a ticket restored or closed ends its open escalations
+            if newest { end(action == .restore ? "restored" : "closed") } // R-ESC-6: a ticket restored or closed ends its open escalations
         case .respond:
             end("responded") { $0.target == "response" }
         case .customerReplied:
@@ -228,7 +231,7 @@ public struct EscalationEvents: EventHandler {
         var opened: [Escalation] = []
         for number in numbers.sorted() {
             if available {
-                events += engine.resolve(live[number] ?? [], cause: "contact_available", at: event.time, &work) { $0.isCustomerEscalation }
+                events += engine.resolve(live[number] ?? [], cause: "contact_available", &work) { $0.isCustomerEscalation }
             } else if !(live[number] ?? []).contains(where: \.isCustomerEscalation), let e = Self.customerEscalation(&tickets[number]!, now: work.now) {
                 opened.append(e)
             }
