@@ -78,11 +78,6 @@ struct EscalationStore {
 
     // MARK: Tickets
 
-    /// The ticket, locked for this transaction; an empty row when it is not stored yet.
-    func ticket(_ number: String) throws -> TicketRow {
-        try tickets([number])[number]!
-    }
-
     /// The tickets, locked for this transaction (in one order, so two processes never deadlock).
     ///
     /// `FOR UPDATE` locks only rows that exist: two processes would both see a ticket not stored
@@ -107,10 +102,6 @@ struct EscalationStore {
                 statusAt: try r.optionalDate(7), priorityAt: try r.optionalDate(8), contactEpisodes: try r.int(9))
         }
         return rows
-    }
-
-    func save(_ t: TicketRow, at now: Date) throws {
-        try save([t], at: now)
     }
 
     /// Stores the tickets in one statement.
@@ -174,11 +165,6 @@ struct EscalationStore {
             out[try r.string(0)] = try Self.decode(Escalation.self, try r.string(1))
         }
         return out
-    }
-
-    /// Open or unrouted escalations of a ticket, locked.
-    func live(of trackingNumber: String) throws -> [Escalation] {
-        try live(of: [trackingNumber])[trackingNumber] ?? []
     }
 
     /// Open or unrouted escalations of the tickets, locked, by ticket.
