@@ -95,10 +95,14 @@ let package = Package(
         .testTarget(name: "EscalationIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSCalendar", "CSSAMQP", "CSSPostgres", "CSSRuntime", "EscalationService"],
                     path: "Tests/EscalationIntegrationTests"),
 
-        // Change management (issue 10): the pure lifecycle and scheduling policy so far; the service comes next.
-        .target(name: "ChangeManagementService", dependencies: ["CSSModel", "CSSCalendar"],
+        // Change management (issue 10): standard, normal and emergency changes, CAB, Test before Production,
+        // maintenance windows, notice, freezes, SLA exclusion, the component directory, Service Updates.
+        .target(name: "ChangeManagementService", dependencies: ["CSSModel", "CSSCalendar", "CSSRuntime", "CSSPostgres", "CSSSupport"],
                 path: "Services/ChangeManagement/Sources/ChangeManagementService"),
+        .executableTarget(name: "change", dependencies: ["ChangeManagementService", "CSSRuntime"], path: "Services/ChangeManagement/Sources/change"),
         .testTarget(name: "ChangeManagementTests", dependencies: ["ChangeManagementService", "CSSModel", "CSSCalendar"], path: "Tests/ChangeManagementTests"),
+        .testTarget(name: "ChangeManagementIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSCalendar", "CSSAMQP", "CSSPostgres", "CSSRuntime", "ChangeManagementService"],
+                    path: "Tests/ChangeManagementIntegrationTests"),
 
         // Operator tool; `cssctl calendar ...` is its first subcommand group.
         .executableTarget(name: "cssctl", dependencies: ["CSSCalendar", argumentParser], path: "Tools/cssctl"),

@@ -94,7 +94,7 @@ public enum ErrorCode {
     public static let unknownTeam = "unknown_team"
     public static let unknownEscalation = "unknown_escalation"
     public static let overlappingOverrides = "overlapping_overrides"
-    /// Change management (issue 10; pinned in docs/asyncapi.yaml before its service): who may act on a change.
+    /// Change management: who may act on a change.
     public static let notAChangeContact = "not_a_change_contact"
     public static let notABoardMember = "not_a_board_member"
     public static let alreadyVoted = "already_voted"

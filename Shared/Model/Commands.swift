@@ -25,9 +25,8 @@ public enum CommandName {
     public static let escalationAck = "escalation.ack"
     /// A team's open escalations.
     public static let escalationList = "escalation.list"
-    /// Change management (issue 10; pinned in docs/asyncapi.yaml, tagged `in-progress`: no service
-    /// consumes these yet). The standard-change catalogue, the approval boards and a customer's
-    /// maintenance windows and freezes (R-CHG-1, R-CHG-4).
+    /// Change management (the `change` service). The standard-change catalogue, the approval boards
+    /// and a customer's maintenance windows and freezes (R-CHG-1, R-CHG-4).
     public static let changeTemplateSet = "change.template.set"
     public static let changeBoardSet = "change.board.set"
     public static let maintenanceWindowsSet = "maintenance.windows.set"

@@ -69,8 +69,7 @@ public enum EventType {
     public static let escalationHeld = "escalation.held"
     /// The ticket was restored, closed or responded to, or the contact is back: the chain ends (R-ESC-6).
     public static let escalationResolved = "escalation.resolved"
-    /// Change management (issue 10; pinned in docs/asyncapi.yaml, tagged `in-progress`: no service
-    /// publishes these yet). One event per step of a change's lifecycle (R-CHG-1..6).
+    /// Change management (the `change` service): one event per step of a change's lifecycle (R-CHG-1..6).
     public static let changeRequested = "change.requested"
     public static let changeAgreed = "change.agreed"
     public static let changeAssessed = "change.assessed"

@@ -46,6 +46,14 @@ public enum ContractTopology {
             commands: [CommandName.oncallScheduleSet, CommandName.oncallGet, CommandName.escalationAck, CommandName.escalationList],
             events: [EventType.customerOnboarded, EventType.contactAvailabilityChanged, EventType.ticketReceived, EventType.ticketClassified,
                      EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached]),
+        ServiceQueues(
+            service: "change",
+            commands: [CommandName.changeTemplateSet, CommandName.changeBoardSet, CommandName.maintenanceWindowsSet, CommandName.changeRequest,
+                       CommandName.changeAgree, CommandName.changeAssess, CommandName.changeVote, CommandName.changeSchedule,
+                       CommandName.changeDeploy, CommandName.changeVerify, CommandName.changeImplement, CommandName.changeComplete,
+                       CommandName.changeClose, CommandName.changeCancel, CommandName.changeGet, CommandName.changeDirectoryGet],
+            events: [EventType.customerOnboarded, EventType.ticketReceived, EventType.ticketClassified, EventType.ticketReclassified,
+                     EventType.ticketTransitioned]),
     ]
 
     /// The four contract exchanges and the queue that keeps dead letters.

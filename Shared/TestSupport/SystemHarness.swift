@@ -37,6 +37,10 @@ public struct ServiceSpec: Sendable {
     public static func escalation(count: Int = 1, env: [String: String] = [:]) -> ServiceSpec {
         ServiceSpec(name: "escalation", count: count, env: env, probe: (CommandName.oncallGet, ["team": "probe"], ErrorCode.unknownTeam))
     }
+
+    public static func change(count: Int = 1, env: [String: String] = [:]) -> ServiceSpec {
+        ServiceSpec(name: "change", count: count, env: env, probe: (CommandName.changeGet, ["changeId": "CHG-000000"], ErrorCode.unknownChange))
+    }
 }
 
 /// Real service processes on a fresh vhost and database (one schema per service, as

@@ -56,12 +56,12 @@ let prodWindow = Interval(start: t0 + 8 * 86_400, end: t0 + 8 * 86_400 + 3600)
         try move(&c, .deploy)
         #expect(try move(&c, .verify(accepted: true), by: contact) == [.event("change.verified")])
         try move(&c, .schedule(.production, prodWindow, maintenance: nil, agreedBy: nil))
-        #expect(c.state == .scheduledProduction && c.maintenance == .window)
+        #expect(c.state == .scheduledProduction && c.production?.maintenance == .window)
         let start = prodWindow.start + 60
         #expect(try move(&c, .implement, at: start) == [.event("change.implementing"), .excludeFromSLA(Interval(start: start, end: prodWindow.end))])
         let installed = [InstalledComponent(component: "docstore", kind: .patch, version: "23.4.1")]
         #expect(try move(&c, .complete(installed: installed), at: start + 1800) == [.event("change.implemented")])
-        #expect(c.installed == installed && c.implementedAt == start + 1800)
+        #expect(c.installed == installed && c.implementationEndedAt == start + 1800)
         try move(&c, .close)
         #expect(c.state == .closed)
         #expect(c.history.map(\.to) == [.approved, .scheduledTest, .deployedTest, .verifiedTest, .scheduledProduction, .implementing, .implemented, .closed])
@@ -144,7 +144,7 @@ let prodWindow = Interval(start: t0 + 8 * 86_400, end: t0 + 8 * 86_400 + 3600)
         let agreed = refusal(c, .schedule(.production, prodWindow, maintenance: .agreed, agreedBy: "ana@acme.example"))
         #expect(agreed?.code == ErrorCode.notAChangeContact && agreed?.field == "agreedBy")
         try move(&c, .schedule(.production, prodWindow, maintenance: .agreed, agreedBy: contact))
-        #expect(c.maintenance == .agreed && c.agreedBy == contact)
+        #expect(c.production?.maintenance == .agreed && c.production?.agreedBy == contact)
     }
 
     // R-CHG-3: a replayed or reordered command never moves a change backwards: one for a stage the change
@@ -179,13 +179,13 @@ let prodWindow = Interval(start: t0 + 8 * 86_400, end: t0 + 8 * 86_400 + 3600)
     @Test func overrunIsExcludedAndAFailureEndsTheChange() throws {
         var c = change()
         c.state = .scheduledProduction
-        c.productionWindow = prodWindow
+        c.production = Schedule(window: prodWindow, by: "eng@vendor.example", at: t0)
         try move(&c, .implement, at: prodWindow.start)
         #expect(try move(&c, .complete(installed: []), at: prodWindow.end + 900)
                 == [.event("change.implemented"), .excludeFromSLA(Interval(start: prodWindow.end, end: prodWindow.end + 900))])
         var f = change()
         f.state = .scheduledProduction
-        f.productionWindow = prodWindow
+        f.production = Schedule(window: prodWindow, by: "eng@vendor.example", at: t0)
         try move(&f, .implement, at: prodWindow.start)
         #expect(try move(&f, .fail(rollback: "restored the snapshot"), at: prodWindow.start + 600) == [.event("change.failed")])
         #expect(f.state == .failed)

@@ -6,7 +6,7 @@ STATE_DIR="${CSS_STATE_DIR:-$ROOT/.state}"
 RUN_DIR="$STATE_DIR/run"
 
 # The services that exist; up.sh starts each of them.
-SERVICES=(intake classification sla escalation)
+SERVICES=(intake classification sla escalation change)
 
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 

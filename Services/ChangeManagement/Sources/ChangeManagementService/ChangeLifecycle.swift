@@ -98,6 +98,77 @@ public struct ChangeTransition: Codable, Equatable, Sendable {
     public var at: Int64
 }
 
+/// What a change costs the customer (R-CHG-2).
+public struct Cost: Codable, Equatable, Sendable {
+    public var amount: Double
+    public var currency: String
+
+    public init(amount: Double, currency: String) {
+        self.amount = amount
+        self.currency = currency
+    }
+}
+
+/// What the requester said the change is (R-CHG-2): why, the work, its impact, its cost, where
+/// it goes and when the customer would like it in Production.
+public struct RequestDetails: Codable, Equatable, Sendable {
+    public var reason: String
+    public var work: String
+    public var impact: String
+    public var cost: Cost
+    public var environments: [Deployment]
+    public var requestedWindow: Interval
+
+    public init(reason: String, work: String, impact: String, cost: Cost, environments: [Deployment], requestedWindow: Interval) {
+        self.reason = reason
+        self.work = work
+        self.impact = impact
+        self.cost = cost
+        self.environments = environments
+        self.requestedWindow = requestedWindow
+    }
+}
+
+/// The risk and plan support staff recorded.
+public struct Assessment: Codable, Equatable, Sendable {
+    public var risk: String
+    public var plan: String
+    public var by: String
+    public var at: Int64
+}
+
+/// A Test or Production schedule: the window, the kind of maintenance (Production), who agreed it.
+public struct Schedule: Codable, Equatable, Sendable {
+    public var window: Interval
+    public var maintenance: Maintenance?
+    public var agreedBy: String?
+    public var by: String
+    public var at: Int64
+
+    public init(window: Interval, maintenance: Maintenance? = nil, agreedBy: String? = nil, by: String, at: Int64) {
+        self.window = window
+        self.maintenance = maintenance
+        self.agreedBy = agreedBy
+        self.by = by
+        self.at = at
+    }
+}
+
+/// The customer's last verification on Test.
+public struct Verification: Codable, Equatable, Sendable {
+    public var accepted: Bool
+    public var notes: String?
+    public var by: String
+    public var at: Int64
+}
+
+/// Why and by whom a change was cancelled.
+public struct Cancellation: Codable, Equatable, Sendable {
+    public var reason: String
+    public var by: String
+    public var at: Int64
+}
+
 /// A change request and everything that happened to it.
 public struct Change: Codable, Equatable, Sendable {
     public var id: String
@@ -111,20 +182,24 @@ public struct Change: Codable, Equatable, Sendable {
     public var incident: String?
     public var requestedBy: String
     public var requestedAt: Int64
+    public var details: RequestDetails?
     public var state: ChangeState
-    public var risk: String?
+    public var assessment: Assessment?
+    /// The board's quorum when the last vote was recorded.
+    public var quorum: Int?
     public var votes: [Vote] = []
-    public var testWindow: Interval?
-    public var productionWindow: Interval?
-    public var maintenance: Maintenance?
-    public var agreedBy: String?
+    public var test: Schedule?
+    public var production: Schedule?
+    public var verification: Verification?
     public var implementationStartedAt: Int64?
-    public var implementedAt: Int64?
+    public var implementationEndedAt: Int64?
     public var installed: [InstalledComponent] = []
+    public var rollback: String?
+    public var cancellation: Cancellation?
     public var history: [ChangeTransition] = []
 
     public init(id: String, customerId: String, type: ChangeType, title: String, components: [String], interruptsService: Bool,
-                templateId: String? = nil, incident: String? = nil, requestedBy: String, requestedAt: Int64) {
+                templateId: String? = nil, incident: String? = nil, requestedBy: String, requestedAt: Int64, details: RequestDetails? = nil) {
         self.id = id
         self.customerId = customerId
         self.type = type
@@ -135,20 +210,37 @@ public struct Change: Codable, Equatable, Sendable {
         self.incident = incident
         self.requestedBy = requestedBy
         self.requestedAt = requestedAt
+        self.details = details
         self.state = .requested
     }
+
+    public var testWindow: Interval? { test?.window }
+    public var productionWindow: Interval? { production?.window }
+    /// The board that decides the change; nil for a Standard change.
+    public var board: BoardName? {
+        switch type {
+        case .standard: nil
+        case .normal: .normal
+        case .emergency: .emergency
+        }
+    }
+}
+
+/// The two boards (R-CHG-1): the Change Advisory Board for Normal changes, the emergency board for Emergency ones.
+public enum BoardName: String, Codable, CaseIterable, Sendable {
+    case normal, emergency
 }
 
 /// What someone asks of a change.
 public enum ChangeAction: Equatable, Sendable {
     case agree
-    case assess(risk: String)
+    case assess(risk: String, plan: String = "")
     case vote(approve: Bool, reason: String)
     /// Production schedules are checked against windows, notice, freezes and conflicts by
     /// ``ChangePolicy`` first; the lifecycle only knows whether the change may be scheduled.
     case schedule(Deployment, Interval, maintenance: Maintenance?, agreedBy: String?)
     case deploy
-    case verify(accepted: Bool)
+    case verify(accepted: Bool, notes: String? = nil)
     case implement
     case complete(installed: [InstalledComponent])
     case fail(rollback: String)
@@ -175,10 +267,13 @@ public enum ChangeAction: Equatable, Sendable {
 /// Who may do what: the customer's Authorized Change Contacts (R-CUS-4) and the board that votes.
 public struct ChangeAuthority: Sendable {
     public var changeContacts: Set<String>
+    /// The customer's Points of Contact: like its change contacts, they are not support staff.
+    public var pointsOfContact: Set<String>
     public var board: Board?
 
-    public init(changeContacts: Set<String>, board: Board?) {
+    public init(changeContacts: Set<String>, pointsOfContact: Set<String> = [], board: Board?) {
         self.changeContacts = changeContacts
+        self.pointsOfContact = pointsOfContact
         self.board = board
     }
 }
@@ -234,11 +329,16 @@ public enum ChangeLifecycle {
                 c.state = .approved
                 effects.append(.event("change.approved"))
             }
-        case .assess(let risk):
+        case .assess(let risk, let plan):
             if from.stage >= ChangeState.assessed.stage { return .unchanged(c) }
             guard from == .agreed else { throw illegal("the change must be agreed by the customer first") }
             guard c.type != .standard else { throw illegal("a Standard change is pre-approved and not assessed") }
-            c.risk = risk
+            let who = by.lowercased()
+            if authority.changeContacts.contains(who) || authority.pointsOfContact.contains(who) {
+                throw CommandRejection(code: ErrorCode.notSupportStaff, field: "by",
+                                       message: "\(by) is a contact of \(c.customerId): only support staff assess a change")
+            }
+            c.assessment = Assessment(risk: risk, plan: plan, by: who, at: now)
             c.state = .assessed
             effects.append(.event("change.assessed"))
         case .vote(let approve, let reason):
@@ -260,6 +360,7 @@ public enum ChangeLifecycle {
                 throw CommandRejection(code: ErrorCode.alreadyVoted, field: "by", message: "\(by) already voted \(earlier.approve ? "to approve" : "to reject") \(c.id)")
             }
             c.votes.append(Vote(member: member, approve: approve, reason: reason, at: now))
+            c.quorum = board.quorum
             effects.append(.event("change.vote.recorded"))
             let approvals = c.votes.filter(\.approve).count
             let outstanding = board.members.count - c.votes.count
@@ -275,7 +376,7 @@ public enum ChangeLifecycle {
             case .test:
                 if from.stage > ChangeState.scheduledTest.stage { return .unchanged(c) }
                 guard from == .approved || from == .scheduledTest else { throw illegal("the change must be approved first") }
-                c.testWindow = window
+                c.test = Schedule(window: window, by: by.lowercased(), at: now)
                 c.state = .scheduledTest
             case .production:
                 if from.stage > ChangeState.scheduledProduction.stage { return .unchanged(c) }
@@ -285,9 +386,8 @@ public enum ChangeLifecycle {
                                            message: "\(c.id) is \(from.rawValue): a change goes to Production only after the customer verified it on Test (R-CHG-3)")
                 }
                 if maintenance == .agreed { try requireContact(agreedBy ?? "", "agreedBy") }
-                c.productionWindow = window
-                c.maintenance = maintenance ?? (c.type == .emergency ? .emergency : .window)
-                c.agreedBy = maintenance == .agreed ? agreedBy?.lowercased() : nil
+                c.production = Schedule(window: window, maintenance: maintenance ?? (c.type == .emergency ? .emergency : .window),
+                                        agreedBy: maintenance == .agreed ? agreedBy?.lowercased() : nil, by: by.lowercased(), at: now)
                 c.state = .scheduledProduction
             }
             effects.append(.event("change.scheduled"))
@@ -296,10 +396,11 @@ public enum ChangeLifecycle {
             guard from == .scheduledTest || from == .deployedTest else { throw illegal("the change must be scheduled for Test first") }
             c.state = .deployedTest
             effects.append(.event("change.deployed"))
-        case .verify(let accepted):
+        case .verify(let accepted, let notes):
             if from.stage >= ChangeState.verifiedTest.stage { return .unchanged(c) }
             guard from == .deployedTest else { throw illegal("the change must be deployed to Test first") }
             try requireContact(by, "by")
+            c.verification = Verification(accepted: accepted, notes: notes, by: by.lowercased(), at: now)
             if accepted { c.state = .verifiedTest }
             effects.append(.event("change.verified"))
         case .implement:
@@ -319,14 +420,15 @@ public enum ChangeLifecycle {
             if from.stage >= ChangeState.implemented.stage { return .unchanged(c) }
             guard from == .implementing else { throw illegal("the Production implementation must be started first") }
             c.state = .implemented
-            c.implementedAt = now
+            c.implementationEndedAt = now
             c.installed = installed
             effects.append(.event("change.implemented"))
             effects += Self.overrun(c, now: now)
-        case .fail:
+        case .fail(let rollback):
             guard from == .implementing else { throw illegal("only a change being implemented can fail") }
             c.state = .failed
-            c.implementedAt = now
+            c.implementationEndedAt = now
+            c.rollback = rollback
             effects.append(.event("change.failed"))
             effects += Self.overrun(c, now: now)
         case .close:
@@ -334,9 +436,10 @@ public enum ChangeLifecycle {
             guard from == .implemented else { throw illegal("only an implemented change can be closed") }
             c.state = .closed
             effects.append(.event("change.closed"))
-        case .cancel:
+        case .cancel(let reason):
             guard from.stage < ChangeState.implementing.stage else { throw illegal("a change being implemented or implemented cannot be cancelled") }
             c.state = .cancelled
+            c.cancellation = Cancellation(reason: reason, by: by.lowercased(), at: now)
             effects.append(.event("change.cancelled"))
         }
         c.history.append(ChangeTransition(action: action.name, from: from, to: c.state, by: by.lowercased(), at: now))

@@ -168,6 +168,16 @@ public enum ChangePolicy {
     }
 }
 
+extension ChangePolicy {
+    /// The notice `maintenance.announced` gives: the largest `n` for which the same wall time `n`
+    /// business days after `now`, in the customer's business calendar, is not after `start`.
+    public static func businessDaysOfNotice(from now: Int64, to start: Int64, business: BusinessCalendar) -> Int {
+        var n = 0
+        while n < 400, let next = try? business.adding(businessDays: n + 1, to: now), next <= start { n += 1 }
+        return n
+    }
+}
+
 /// Whole seconds since the epoch, as the calendar engine counts them.
 enum Instant {
     static func format(_ seconds: Int64) -> String { RFC3339.format(Date(timeIntervalSince1970: TimeInterval(seconds))) }
