@@ -284,8 +284,8 @@ public struct ChangeTimers: TimerHandler {
             guard let customerId = timer.payload["customerId"]?.stringValue, let customer = try store.customer(customerId) else { continue }
             let since = customer.lastUpdateAt ?? customer.firstSeen
             let overdue = ServiceUpdates.overdueSince(ChangeBodies.seconds(since))
-            // A later update re-armed the timer; this firing of an older arming finds nothing overdue.
-            guard overdue <= ChangeBodies.seconds(timer.dueAt) else { continue }
+            // Flagged only when the last update really is more than a year old (a later update re-arms the timer).
+            guard overdue <= ChangeBodies.seconds(now) else { continue }
             let last = customer.lastUpdateAt.map(RFC3339.format)
             events.append(context.events.make(EventType.serviceUpdateOverdue, subject: customerId, data: [
                 "customerId": .string(customerId), "lastUpdateAt": .optional(last), "overdueSince": ChangeCoding.time(overdue),
