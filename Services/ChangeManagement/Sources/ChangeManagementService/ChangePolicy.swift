@@ -50,8 +50,14 @@ public struct MaintenancePlan: Codable, Equatable, Sendable {
         guard !windows.isEmpty else { return nil }
         var hours: [OpeningWindow] = []
         for w in windows {
-            hours.append(OpeningWindow(Weekday(rawValue: w.weekday)!, open: try TimeOfDay(seconds: w.start),
-                                       close: try TimeOfDay(seconds: w.end == 0 ? 86_400 : w.end)))
+            let day = Weekday(rawValue: w.weekday)!
+            if w.end == w.start, w.start != 0 {
+                // From a time to the same time: a whole day, into the next one.
+                hours.append(OpeningWindow(day, open: try TimeOfDay(seconds: w.start), close: try TimeOfDay(seconds: 86_400)))
+                hours.append(OpeningWindow(Weekday(rawValue: (w.weekday + 1) % 7)!, open: try TimeOfDay(seconds: 0), close: try TimeOfDay(seconds: w.start)))
+            } else {
+                hours.append(OpeningWindow(day, open: try TimeOfDay(seconds: w.start), close: try TimeOfDay(seconds: w.end == 0 ? 86_400 : w.end)))
+            }
         }
         return try CalendarSpec(kind: .business, timeZone: timeZone, openingHours: OpeningHours(hours)).build()
     }
