@@ -187,4 +187,54 @@ func refusal(_ body: () throws -> Any) -> [CommandError] {
         #expect(ChangePolicy.businessDaysOfNotice(from: at("2026-06-29T14:00:00Z"), to: at("2026-07-06T14:00:00Z"), business: toronto) == 4)
         #expect(ChangePolicy.businessDaysOfNotice(from: monday, to: monday + 3600, business: toronto) == 0)
     }
+
+    // R-SLA-5: an exclusion longer than the SLA timer's 31-day limit is published in pieces that cover it exactly.
+    @Test func longExclusionsArePublishedInPiecesTheSLATimerAccepts() {
+        let c = change(.normal)
+        let long = Interval(start: t0, end: t0 + 40 * 86_400)
+        let pieces = ChangeCoding.exclusions(c, long, part: "implementation", by: "eng@vendor.example")
+        #expect(pieces.map(\.id) == ["CHG-000001-implementation", "CHG-000001-implementation-2"])
+        #expect(pieces.first?.data["start"]?.stringValue == Instant.format(t0))
+        #expect(pieces.first?.data["end"] == pieces.last?.data["start"])
+        #expect(pieces.last?.data["end"]?.stringValue == Instant.format(t0 + 40 * 86_400))
+        #expect(ChangeCoding.exclusions(c, Interval(start: t0, end: t0 + 3600), part: "overrun", by: "x").map(\.id) == ["CHG-000001-overrun"])
+    }
+
+    // R-CHG-1: votes count against the board as it is when a vote is recorded; a member who left no longer counts.
+    @Test func votesOfFormerMembersDoNotCount() throws {
+        var c = change(.normal)
+        try move(&c, .agree, by: contact)
+        try move(&c, .assess(risk: "low", plan: "p"))
+        let before = ChangeAuthority(changeContacts: [contact], board: Board(members: ["a@x.example", "b@x.example", "c@x.example"], quorum: 2))
+        guard case .moved(let voted, _) = try ChangeLifecycle.apply(.vote(approve: false, reason: "no"), to: c, by: "a@x.example", at: t0, authority: before) else {
+            Issue.record("vote not recorded")
+            return
+        }
+        // a left the board; the new board has two members and a quorum of 2: one rejection by a no longer rejects.
+        let after = ChangeAuthority(changeContacts: [contact], board: Board(members: ["b@x.example", "c@x.example"], quorum: 2))
+        guard case .moved(let next, _) = try ChangeLifecycle.apply(.vote(approve: true, reason: "ok"), to: voted, by: "b@x.example", at: t0, authority: after) else {
+            Issue.record("vote not recorded")
+            return
+        }
+        #expect(next.state == .assessed)
+        guard case .moved(let approved, _) = try ChangeLifecycle.apply(.vote(approve: true, reason: "ok"), to: next, by: "c@x.example", at: t0, authority: after) else {
+            Issue.record("vote not recorded")
+            return
+        }
+        #expect(approved.state == .approved)
+        let data = ChangeCoding.data(EventType.changeApproved, approved, from: .assessed, by: "c@x.example", at: t0, board: after.board)
+        #expect(data["approvals"] == 2)
+    }
+
+    // R-CHG-6: the deployment timeline shows each schedule with the window it set, also after a reschedule.
+    @Test func timelineKeepsEachScheduleWindow() throws {
+        var c = change(.standard)
+        try move(&c, .agree, by: contact)
+        let first = Interval(start: t0 + 86_400, end: t0 + 90_000), second = Interval(start: t0 + 2 * 86_400, end: t0 + 2 * 86_400 + 3600)
+        try move(&c, .schedule(.test, first, maintenance: nil, agreedBy: nil))
+        try move(&c, .schedule(.test, second, maintenance: nil, agreedBy: nil))
+        let timeline = ChangeCoding.timeline(c)
+        #expect(timeline.map { $0["start"]?.stringValue } == [Instant.format(first.start), Instant.format(second.start)])
+        #expect(timeline.allSatisfy { $0["environment"] == "test" && $0["state"] == "scheduled_test" })
+    }
 }

@@ -71,8 +71,9 @@ public enum ChangeCoding {
     /// `board` is the board the change's votes count against (vote, approval, rejection).
     public static func data(_ name: String, _ c: Change, from: ChangeState, by: String, at: Int64, board: Board?) -> JSONValue {
         var data = common(c, from: from, by: by, at: at)
-        let approvals = c.votes.filter(\.approve).count
-        let rejections = c.votes.count - approvals
+        let counted = board.map { b in c.votes.filter { b.members.contains($0.member) } } ?? c.votes
+        let approvals = counted.filter(\.approve).count
+        let rejections = counted.count - approvals
         switch name {
         case EventType.changeAssessed:
             data["risk"] = .optional(c.assessment?.risk)
@@ -160,10 +161,28 @@ public enum ChangeCoding {
         let steps: Set<String> = ["schedule", "deploy", "verify", "implement", "complete", "fail"]
         return c.history.filter { steps.contains($0.action) }.map { t in
             let production = t.to.stage >= ChangeState.scheduledProduction.stage
-            let scheduled = t.action == "schedule" ? (production ? c.production : c.test)?.window : nil
+            let scheduled = t.action == "schedule" ? (t.window ?? (production ? c.production : c.test)?.window) : nil
             return ["at": time(t.at), "changeId": .string(c.id), "title": .string(c.title), "environment": .string(production ? "production" : "test"),
                     "state": .string(t.to.rawValue), "start": time(scheduled?.start), "end": time(scheduled?.end)]
         }
+    }
+
+    /// The `sla.exclusion.added` of an excluded interval (R-SLA-5), as pieces of at most 31 days (the
+    /// SLA timer's limit): `<changeId>-<part>`, then `<changeId>-<part>-2`, ...
+    public static func exclusions(_ c: Change, _ interval: Interval, part: String, by: String) -> [(id: String, data: JSONValue)] {
+        let limit: Int64 = 31 * 86_400
+        var out: [(id: String, data: JSONValue)] = []
+        var start = interval.start
+        while start < interval.end {
+            let end = min(interval.end, start + limit)
+            let id = "\(c.id)-\(part)" + (out.isEmpty ? "" : "-\(out.count + 1)")
+            out.append((id, [
+                "customerId": .string(c.customerId), "exclusionId": .string(id), "start": time(start), "end": time(end),
+                "reason": .string("implementation of \(c.id): \(c.title)"), "changeId": .string(c.id), "by": .string(by),
+            ]))
+            start = end
+        }
+        return out
     }
 
     static func localTime(_ seconds: Int) -> String {

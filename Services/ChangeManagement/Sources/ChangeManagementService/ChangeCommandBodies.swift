@@ -170,7 +170,7 @@ public enum ChangeBodies {
             } else if let amount, let currency { cost = Cost(amount: amount, currency: currency) }
         }
         var environments: [Deployment]?
-        if let raw = r.array("environments", maxCount: 10) {
+        if let raw = r.array("environments", maxCount: 2) {
             var list: [Deployment] = []
             for (i, v) in raw.enumerated() {
                 if let s = v.stringValue, let d = Deployment(rawValue: s) {

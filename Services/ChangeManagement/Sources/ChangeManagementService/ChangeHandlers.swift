@@ -146,7 +146,9 @@ public struct ChangeCommands: CommandHandler {
             let notice = try checkSchedule(moved, environment, window, maintenance: maintenance, customer: customer, store: store, now: t)
             if environment == .production, notice.announce {
                 announcement = (context.events.make(EventType.maintenanceAnnounced, subject: change.customerId, data: ChangeCoding.announced(
-                    moved, from: change.state, by: step.by, at: t, noticeBusinessDays: notice.businessDays, addressedTo: Array(customer.changeContacts)), time: now))
+                    moved, from: change.state, by: step.by, at: t, noticeBusinessDays: notice.businessDays,
+                    // The customer's change contacts; the requester if the customer has none any more.
+                    addressedTo: customer.changeContacts.isEmpty ? [moved.requestedBy] : Array(customer.changeContacts)), time: now))
             }
         }
         try store.save(moved, at: now)
@@ -163,13 +165,12 @@ public struct ChangeCommands: CommandHandler {
                 events.append(context.events.make(name, subject: moved.id, data: ChangeCoding.data(name, moved, from: change.state, by: step.by, at: t, board: board), time: now))
             case .excludeFromSLA(let interval):
                 // R-SLA-5: the implementation window (and an overrun) does not count toward the customer's restoration clocks.
-                let exclusionId = "\(moved.id)-" + (exclusions == 0 && step.action == .implement ? "implementation" : "overrun")
+                let part = exclusions == 0 && step.action == .implement ? "implementation" : "overrun"
                 exclusions += 1
-                events.append(context.events.make(EventType.slaExclusionAdded, subject: moved.customerId, data: [
-                    "customerId": .string(moved.customerId), "exclusionId": .string(exclusionId), "start": ChangeCoding.time(interval.start),
-                    "end": ChangeCoding.time(interval.end), "reason": .string("implementation of \(moved.id): \(moved.title)"),
-                    "changeId": .string(moved.id), "by": .string(step.by),
-                ], time: now, id: "change:exclusion:\(moved.customerId):\(exclusionId)"))
+                for (exclusionId, data) in ChangeCoding.exclusions(moved, interval, part: part, by: step.by) {
+                    events.append(context.events.make(EventType.slaExclusionAdded, subject: moved.customerId, data: data, time: now,
+                                                      id: "change:exclusion:\(moved.customerId):\(exclusionId)"))
+                }
             }
         }
         // maintenance.announced goes right after the change.scheduled it belongs to.

@@ -96,6 +96,8 @@ public struct ChangeTransition: Codable, Equatable, Sendable {
     public var to: ChangeState
     public var by: String
     public var at: Int64
+    /// The window a `schedule` set (the deployment timeline shows each schedule as it was).
+    public var window: Interval?
 }
 
 /// What a change costs the customer (R-CHG-2).
@@ -362,8 +364,10 @@ public enum ChangeLifecycle {
             c.votes.append(Vote(member: member, approve: approve, reason: reason, at: now))
             c.quorum = board.quorum
             effects.append(.event("change.vote.recorded"))
-            let approvals = c.votes.filter(\.approve).count
-            let outstanding = board.members.count - c.votes.count
+            // Votes count against the board as it is now: a member who left no longer counts.
+            let current = c.votes.filter { board.members.contains($0.member) }
+            let approvals = current.filter(\.approve).count
+            let outstanding = board.members.count - current.count
             if approvals >= board.quorum {
                 c.state = .approved
                 effects.append(.event("change.approved"))
@@ -442,7 +446,9 @@ public enum ChangeLifecycle {
             c.cancellation = Cancellation(reason: reason, by: by.lowercased(), at: now)
             effects.append(.event("change.cancelled"))
         }
-        c.history.append(ChangeTransition(action: action.name, from: from, to: c.state, by: by.lowercased(), at: now))
+        var window: Interval?
+        if case .schedule(_, let w, _, _) = action { window = w }
+        c.history.append(ChangeTransition(action: action.name, from: from, to: c.state, by: by.lowercased(), at: now, window: window))
         return .moved(c, effects)
     }
 
