@@ -208,3 +208,12 @@ public enum ISODuration {
         return out
     }
 }
+
+/// Whole seconds since the epoch, as the calendar engine and the services' pure cores count them.
+public enum Instant {
+    /// `date` rounded down to the second.
+    public static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+    public static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
+    /// RFC 3339 in UTC.
+    public static func format(_ seconds: Int64) -> String { RFC3339.format(date(seconds)) }
+}

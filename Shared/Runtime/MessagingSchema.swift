@@ -41,6 +41,11 @@ public enum MessagingSchema {
             """)
     }
 
+    /// Migrations 1 to 3 of a service with durable timers: messaging, its retention indexes, the timer table.
+    public static func withTimers(schema: String) -> [Migration] {
+        [migration(schema: schema), retentionIndexes(schema: schema, version: 2), TimerStore.migration(schema: schema, version: 3)]
+    }
+
     /// The indexes pruning uses (``Pruner``); additive, so an older binary runs against it.
     public static func retentionIndexes(schema: String, version: Int) -> Migration {
         Migration(version: version, name: "messaging retention indexes", sql: """

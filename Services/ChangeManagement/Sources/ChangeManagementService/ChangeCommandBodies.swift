@@ -5,9 +5,6 @@ import Foundation
 /// The bodies of change management's commands, validated as `docs/asyncapi.yaml` pins them:
 /// every problem reported at once, the command refused whole.
 public enum ChangeBodies {
-    /// Whole seconds: the calendar engine and the lifecycle count in them.
-    static func seconds(_ d: Date) -> Int64 { Int64(d.timeIntervalSince1970.rounded(.down)) }
-
     static func reader(_ body: JSONValue, _ errors: ValidationErrors) throws(CommandRejection) -> FieldReader {
         try FieldReader.body(body, errors: errors)
     }
@@ -25,7 +22,7 @@ public enum ChangeBodies {
             r.errors.add(ErrorCode.invalidField, r.path(endKey), "\(r.path(endKey)) must be after \(r.path(startKey))")
             return nil
         }
-        return Interval(start: seconds(start), end: Int64(end.timeIntervalSince1970.rounded(.up)))
+        return Interval(start: Instant.seconds(start), end: Int64(end.timeIntervalSince1970.rounded(.up)))
     }
 
     static func components(_ r: FieldReader, _ key: String, required: Bool, allowEmpty: Bool) -> [String]? {

@@ -86,7 +86,7 @@ public struct ChangeCommands: CommandHandler {
         }
         let revision = try store.setPlan(body.customerId, plan, by: body.by, at: now)
         let event = context.events.make(EventType.maintenanceWindowsUpdated, subject: body.customerId,
-                                        data: ChangeCoding.plan(body.customerId, plan, revision: revision, by: body.by, at: ChangeBodies.seconds(now)),
+                                        data: ChangeCoding.plan(body.customerId, plan, revision: revision, by: body.by, at: Instant.seconds(now)),
                                         time: now, id: "change:windows:\(body.customerId):\(revision)")
         return CommandOutcome(result: ["customerId": .string(body.customerId), "revision": .int(revision)], events: [event])
     }
@@ -113,7 +113,7 @@ public struct ChangeCommands: CommandHandler {
         try errors.throwIfAny()
         let change = Change(id: try store.nextChangeId(), customerId: r.customerId, type: r.type, title: r.title, components: r.components,
                             interruptsService: r.interruptsService, templateId: r.templateId, incident: r.incident, requestedBy: r.by,
-                            requestedAt: ChangeBodies.seconds(now), details: r.details)
+                            requestedAt: Instant.seconds(now), details: r.details)
         try store.save(change, at: now)
         let event = context.events.make(EventType.changeRequested, subject: change.id, data: ChangeCoding.requested(change), time: now)
         return CommandOutcome(result: ["changeId": .string(change.id), "state": .string(change.state.rawValue)], events: [event])
@@ -136,7 +136,7 @@ public struct ChangeCommands: CommandHandler {
         let customer = try Self.customer(change.customerId, store)
         let board: Board? = if case .vote = step.action, let name = change.board { try store.board(name) } else { nil }
         let authority = ChangeAuthority(changeContacts: customer.changeContacts, pointsOfContact: customer.pointsOfContact, board: board)
-        let t = ChangeBodies.seconds(now)
+        let t = Instant.seconds(now)
         guard case .moved(let moved, let effects) = try ChangeLifecycle.apply(step.action, to: change, by: step.by, at: t, authority: authority) else {
             return CommandOutcome(result: ChangeCoding.json(change)) // a replay or a late command: the change as it is
         }
@@ -238,7 +238,7 @@ public struct ChangeEvents: EventHandler {
         let now = clock.now()
         if try store.upsertCustomer(id, profile: event.data, version: event.time, now: now) {
             // R-CHG-7: a customer without any Service Update is overdue a year after it arrived.
-            try ChangeTimers.arm(customerId: id, since: ChangeBodies.seconds(now), store: store, now: now)
+            try ChangeTimers.arm(customerId: id, since: Instant.seconds(now), store: store, now: now)
         }
         return []
     }
@@ -284,9 +284,9 @@ public struct ChangeTimers: TimerHandler {
         for timer in timers {
             guard let customerId = timer.payload["customerId"]?.stringValue, let customer = try store.customer(customerId) else { continue }
             let since = customer.lastUpdateAt ?? customer.firstSeen
-            let overdue = ServiceUpdates.overdueSince(ChangeBodies.seconds(since))
+            let overdue = ServiceUpdates.overdueSince(Instant.seconds(since))
             // Flagged only when the last update really is more than a year old (a later update re-arms the timer).
-            guard overdue <= ChangeBodies.seconds(now) else { continue }
+            guard overdue <= Instant.seconds(now) else { continue }
             let last = customer.lastUpdateAt.map(RFC3339.format)
             events.append(context.events.make(EventType.serviceUpdateOverdue, subject: customerId, data: [
                 "customerId": .string(customerId), "lastUpdateAt": .optional(last), "overdueSince": ChangeCoding.time(overdue),

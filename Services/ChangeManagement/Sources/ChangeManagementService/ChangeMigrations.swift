@@ -8,10 +8,7 @@ import CSSRuntime
 public enum ChangeSchema {
     public static let name = "change"
 
-    public static let migrations: [Migration] = [
-        MessagingSchema.migration(schema: name),
-        MessagingSchema.retentionIndexes(schema: name, version: 2),
-        TimerStore.migration(schema: name, version: 3),
+    public static let migrations: [Migration] = MessagingSchema.withTimers(schema: name) + [
         Migration(version: 4, name: "customers, incidents, catalogue, boards, windows, changes, directory", sql: """
             CREATE TABLE change.customers (
                 customer_id text PRIMARY KEY,

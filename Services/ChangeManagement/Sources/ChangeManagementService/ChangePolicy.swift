@@ -183,8 +183,3 @@ extension ChangePolicy {
         return n
     }
 }
-
-/// Whole seconds since the epoch, as the calendar engine counts them.
-enum Instant {
-    static func format(_ seconds: Int64) -> String { RFC3339.format(Date(timeIntervalSince1970: TimeInterval(seconds))) }
-}

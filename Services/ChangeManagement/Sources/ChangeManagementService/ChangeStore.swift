@@ -179,7 +179,7 @@ struct ChangeStore {
             """, [.string(customerId), .string(environment.rawValue), .date(Instant.date(window.start)), .date(Instant.date(window.end))]).map { r in
             ScheduledChange(changeId: try r.string(0), customerId: customerId, type: ChangeType(rawValue: try r.string(1)) ?? .normal,
                             environment: environment, components: try Self.decode([String].self, try r.string(2)),
-                            window: Interval(start: ChangeBodies.seconds(try r.date(3)), end: ChangeBodies.seconds(try r.date(4))))
+                            window: Interval(start: Instant.seconds(try r.date(3)), end: Instant.seconds(try r.date(4))))
         }
     }
 
@@ -215,8 +215,4 @@ struct ChangeStore {
              "changeId": .string(try r.string(3)), "installedAt": .string(RFC3339.format(try r.date(4)))]
         }
     }
-}
-
-extension Instant {
-    static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
 }

@@ -7,10 +7,7 @@ import CSSRuntime
 public enum EscalationSchema {
     public static let name = "escalation"
 
-    public static let migrations: [Migration] = [
-        MessagingSchema.migration(schema: name),
-        MessagingSchema.retentionIndexes(schema: name, version: 2),
-        TimerStore.migration(schema: name, version: 3),
+    public static let migrations: [Migration] = MessagingSchema.withTimers(schema: name) + [
         Migration(version: 4, name: "customers, tickets, contacts, schedules, escalations", sql: """
             CREATE TABLE escalation.customers (
                 customer_id text PRIMARY KEY,

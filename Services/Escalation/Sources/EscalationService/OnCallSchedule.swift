@@ -79,13 +79,6 @@ public struct Override: Codable, Equatable, Sendable {
     }
 }
 
-/// Whole seconds since the epoch, as the calendar engine counts them.
-enum Instant {
-    static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
-    static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
-    static func format(_ seconds: Int64) -> String { RFC3339.format(date(seconds)) }
-}
-
 /// A team's on-call schedule (R-ESC-5) and escalation chain (R-ESC-2), as `oncall.schedule.set` sets it.
 public struct OnCallSchedule: Codable, Equatable, Sendable {
     public var team: String

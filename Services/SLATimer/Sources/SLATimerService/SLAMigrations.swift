@@ -7,10 +7,7 @@ import CSSRuntime
 public enum SLASchema {
     public static let name = "sla"
 
-    public static let migrations: [Migration] = [
-        MessagingSchema.migration(schema: name),
-        MessagingSchema.retentionIndexes(schema: name, version: 2),
-        TimerStore.migration(schema: name, version: 3),
+    public static let migrations: [Migration] = MessagingSchema.withTimers(schema: name) + [
         Migration(version: 4, name: "customers, tickets, exclusions", sql: """
             CREATE TABLE sla.customers (
                 customer_id text PRIMARY KEY,
