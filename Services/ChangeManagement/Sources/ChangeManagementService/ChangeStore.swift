@@ -56,7 +56,11 @@ struct ChangeStore {
 
     // MARK: Incidents
 
+    /// The facts about these tickets, locked for this transaction. A ticket not stored yet is
+    /// locked too (a transaction lock per tracking number, taken in order), so two processes
+    /// applying facts about one new ticket never both start from nothing.
     func incidents(_ numbers: Set<String>) throws -> [String: IncidentFacts] {
+        try session.advisoryLocks(exclusive: numbers.map { "change:incident:\($0)" })
         var found: [String: IncidentFacts] = [:]
         for r in try session.query("""
             SELECT tracking_number, customer_id, kind, environment, priority, priority_at, status, status_at FROM change.incidents
