@@ -3,11 +3,34 @@ import CSSModel
 import CSSPostgres
 import CSSRuntime
 import Foundation
+import Synchronization
+
+/// Which customer each change belongs to (it never changes), as far as this process has seen:
+/// enough to order a change's schedules and completions with its customer's other commands.
+/// Bounded; a change it does not know is still handled correctly, only without that ordering.
+final class ChangeOwners: Sendable {
+    private let owners = Mutex<[String: String]>([:])
+    let capacity: Int
+
+    init(capacity: Int = 50_000) {
+        self.capacity = capacity
+    }
+
+    func customer(of changeId: String) -> String? { owners.withLock { $0[changeId] } }
+
+    func record(_ changeId: String, customer: String) {
+        owners.withLock { map in
+            if map.count >= capacity, map[changeId] == nil { map.removeAll(keepingCapacity: true) }
+            map[changeId] = customer
+        }
+    }
+}
 
 /// The service's commands: the catalogue, the boards, maintenance windows, and every step of a
 /// change's lifecycle (R-CHG-1..6), each checked by the pure lifecycle and scheduling policy.
 public struct ChangeCommands: CommandHandler {
     let clock: any CSSModel.Clock
+    let owners = ChangeOwners()
 
     public var commandNames: [String] {
         [CommandName.changeTemplateSet, CommandName.changeBoardSet, CommandName.maintenanceWindowsSet, CommandName.changeRequest,
@@ -30,7 +53,15 @@ public struct ChangeCommands: CommandHandler {
         case CommandName.maintenanceWindowsSet, CommandName.changeRequest:
             return b["customerId"]?.stringValue.map { [.exclusive("customer:\($0)")] } ?? []
         case CommandName.changeDirectoryGet: return []
-        default: return b["changeId"]?.stringValue.map { [.exclusive("change:\($0.uppercased())")] } ?? []
+        default:
+            guard let id = b["changeId"]?.stringValue?.uppercased() else { return [] }
+            // A schedule (the customer's conflict check) and a completion (its Service Update and
+            // reminder) touch the customer's rows too: they wait for each other across workers, in
+            // delivery order, instead of deadlocking.
+            if command.name == CommandName.changeSchedule || command.name == CommandName.changeComplete, let customer = owners.customer(of: id) {
+                return [.exclusive("change:\(id)"), .exclusive("customer:\(customer)")]
+            }
+            return [.exclusive("change:\(id)")]
         }
     }
 
@@ -115,6 +146,7 @@ public struct ChangeCommands: CommandHandler {
                             interruptsService: r.interruptsService, templateId: r.templateId, incident: r.incident, requestedBy: r.by,
                             requestedAt: Instant.seconds(now), details: r.details)
         try store.save(change, at: now)
+        owners.record(change.id, customer: change.customerId)
         let event = context.events.make(EventType.changeRequested, subject: change.id, data: ChangeCoding.requested(change), time: now)
         return CommandOutcome(result: ["changeId": .string(change.id), "state": .string(change.state.rawValue)], events: [event])
     }
@@ -133,6 +165,7 @@ public struct ChangeCommands: CommandHandler {
     func step(_ command: IncomingCommand, store: ChangeStore, context: CommandContext, now: Date) throws -> CommandOutcome {
         let step = try ChangeBodies.step(command.name, command.body)
         guard let change = try store.change(step.changeId, lock: true) else { throw Self.unknownChange(step.changeId) }
+        owners.record(change.id, customer: change.customerId)
         let customer = try Self.customer(change.customerId, store)
         let board: Board? = if case .vote = step.action, let name = change.board { try store.board(name) } else { nil }
         let authority = ChangeAuthority(changeContacts: customer.changeContacts, pointsOfContact: customer.pointsOfContact, board: board)
