@@ -69,6 +69,11 @@ let package = Package(
             "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
             argumentParser,
         ], path: "Benchmarks/EscalationLoad"),
+        // Load benchmark of the change-management service (issue 10): changes through the standard lifecycle, command latency, memory.
+        .executableTarget(name: "change-load", dependencies: [
+            "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,
+            argumentParser,
+        ], path: "Benchmarks/ChangeLoad"),
         .testTarget(name: "IntakeIntegrationTests", dependencies: ["CSSTestSupport", "CSSModel", "CSSAMQP", "CSSPostgres", "IntakeService"], path: "Tests/IntakeIntegrationTests"),
 
         // The classification service (issue 7): priority, request class, dispatch, quotas, reclassification.

@@ -16,6 +16,7 @@ public struct LatencySummary: Sendable {
     public let count: Int
     public let p50: Double
     public let p90: Double
+    public let p95: Double
     public let p99: Double
     public let p999: Double
     public let max: Double
@@ -33,6 +34,7 @@ public struct LatencySummary: Sendable {
         }
         p50 = ms(0.50)
         p90 = ms(0.90)
+        p95 = ms(0.95)
         p99 = ms(0.99)
         p999 = ms(0.999)
         max = sorted.last.map { Double($0) / 1e6 } ?? 0
@@ -40,7 +42,7 @@ public struct LatencySummary: Sendable {
     }
 
     public var line: String {
-        "p50 \(fmt(p50)) ms  p90 \(fmt(p90)) ms  p99 \(fmt(p99)) ms  p99.9 \(fmt(p999)) ms  max \(fmt(max)) ms  (mean \(fmt(mean)) ms, n=\(count))"
+        "p50 \(fmt(p50)) ms  p90 \(fmt(p90)) ms  p95 \(fmt(p95)) ms  p99 \(fmt(p99)) ms  p99.9 \(fmt(p999)) ms  max \(fmt(max)) ms  (mean \(fmt(mean)) ms, n=\(count))"
     }
 }
 

@@ -20,7 +20,10 @@ final class ChangeOwners: Sendable {
 
     func record(_ changeId: String, customer: String) {
         owners.withLock { map in
-            if map.count >= capacity, map[changeId] == nil { map.removeAll(keepingCapacity: true) }
+            if map.count >= capacity, map[changeId] == nil {
+                // Forget an arbitrary tenth: those changes are ordered by change alone until seen again.
+                for key in map.keys.prefix(Swift.max(1, capacity / 10)) { map.removeValue(forKey: key) }
+            }
             map[changeId] = customer
         }
     }
