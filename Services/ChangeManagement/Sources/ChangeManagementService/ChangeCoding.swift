@@ -20,15 +20,9 @@ public enum ChangeCoding {
 
     /// The `Change` schema: the result of `change.get` and of every lifecycle command.
     public static func json(_ c: Change) -> JSONValue {
-        let d = c.details
-        return [
+        var o = request(c)
+        let more: JSONObject = [
             "changeId": .string(c.id), "customerId": .string(c.customerId), "type": .string(c.type.rawValue), "state": .string(c.state.rawValue),
-            "title": .string(c.title), "reason": .optional(d?.reason), "work": .optional(d?.work), "impact": .optional(d?.impact),
-            "cost": d.map { ["amount": .number($0.cost.amount), "currency": .string($0.cost.currency)] } ?? .null,
-            "environments": .array((d?.environments ?? [.test, .production]).map { .string($0.rawValue) }),
-            "requestedWindow": d.map { window($0.requestedWindow) } ?? .null,
-            "components": .array(c.components.map { .string($0) }), "interruptsService": .bool(c.interruptsService),
-            "templateId": .optional(c.templateId), "incident": .optional(c.incident),
             "requestedBy": .string(c.requestedBy), "requestedAt": time(c.requestedAt),
             "assessment": c.assessment.map { ["risk": .string($0.risk), "plan": .string($0.plan), "by": .string($0.by), "at": time($0.at)] } ?? .null,
             "board": .optional(c.board?.rawValue), "quorum": c.quorum.map { .int($0) } ?? .null,
@@ -41,6 +35,21 @@ public enum ChangeCoding {
             "history": .array(c.history.map { ["action": .string($0.action), "from": .string($0.from.rawValue), "to": .string($0.to.rawValue),
                                                "by": .string($0.by), "at": time($0.at)] }),
         ]
+        for (k, v) in more { o[k] = v }
+        return .object(o)
+    }
+
+    /// What the requester said (R-CHG-2), as both `Change` and `change.requested` carry it.
+    static func request(_ c: Change) -> JSONObject {
+        let d = c.details
+        return [
+            "title": .string(c.title), "reason": .optional(d?.reason), "work": .optional(d?.work), "impact": .optional(d?.impact),
+            "cost": d.map { ["amount": .number($0.cost.amount), "currency": .string($0.cost.currency)] } ?? .null,
+            "environments": .array((d?.environments ?? [.test, .production]).map { .string($0.rawValue) }),
+            "requestedWindow": d.map { window($0.requestedWindow) } ?? .null,
+            "components": .array(c.components.map { .string($0) }), "interruptsService": .bool(c.interruptsService),
+            "templateId": .optional(c.templateId), "incident": .optional(c.incident),
+        ]
     }
 
     /// `ChangeEventData`: what every change event carries.
@@ -52,18 +61,7 @@ public enum ChangeCoding {
     /// `change.requested`.
     public static func requested(_ c: Change) -> JSONValue {
         var data = common(c, from: nil, by: c.requestedBy, at: c.requestedAt)
-        let d = c.details
-        data["title"] = .string(c.title)
-        data["reason"] = .optional(d?.reason)
-        data["work"] = .optional(d?.work)
-        data["impact"] = .optional(d?.impact)
-        data["cost"] = d.map { ["amount": .number($0.cost.amount), "currency": .string($0.cost.currency)] } ?? .null
-        data["environments"] = .array((d?.environments ?? [.test, .production]).map { .string($0.rawValue) })
-        data["requestedWindow"] = d.map { window($0.requestedWindow) } ?? .null
-        data["components"] = .array(c.components.map { .string($0) })
-        data["interruptsService"] = .bool(c.interruptsService)
-        data["templateId"] = .optional(c.templateId)
-        data["incident"] = .optional(c.incident)
+        for (k, v) in request(c) { data[k] = v }
         return .object(data)
     }
 
