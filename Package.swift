@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(name: "intake", dependencies: ["IntakeService", "CSSRuntime"], path: "Services/Intake/Sources/intake"),
         .testTarget(name: "IntakeTests", dependencies: ["IntakeService", "CSSModel", "CSSRuntime"], path: "Tests/IntakeTests"),
         // What the load benchmarks share: percentiles, RSS and /proc CPU sampling, the raw broker ceiling.
-        .target(name: "LoadSupport", dependencies: ["CSSAMQP", logging], path: "Benchmarks/LoadSupport"),
+        .target(name: "LoadSupport", dependencies: ["CSSAMQP", "CSSModel", logging], path: "Benchmarks/LoadSupport"),
         // Load benchmark: intake end to end over AMQP, against the raw broker rate. See Benchmarks/README.md.
         .executableTarget(name: "intake-load", dependencies: [
             "CSSAMQP", "CSSModel", "CSSPostgres", "CSSTestSupport", "CSSRuntime", "CSSSupport", "LoadSupport", logging,

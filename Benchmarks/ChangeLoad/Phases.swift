@@ -5,14 +5,6 @@ import CSSTestSupport
 import Foundation
 import LoadSupport
 
-/// CPU, memory and time of one phase, from its first command to its last reply.
-struct PhaseUsage: Sendable {
-    var start: UInt64
-    var cpu: CPUUsage
-    var maxRSSMiB: Double
-    var rssTrend: [Double]
-}
-
 /// One phase of changes through their lifecycle: what was sent, what came back, how fast, how late.
 struct LifecyclePhase: Sendable {
     /// `lifecycle` (paced at `rate`) or `max` (closed loop, no pacing).

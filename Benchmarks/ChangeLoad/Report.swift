@@ -34,17 +34,6 @@ final class ChangeReport: @unchecked Sendable {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
-    /// A figure map of LoadSupport (CPU) as a JSON object.
-    private func object(_ figures: [String: Double]) -> JSONValue {
-        var o = JSONObject()
-        for (k, v) in figures.sorted(by: { $0.key < $1.key }) { o[k] = .number(v) }
-        return .object(o)
-    }
-
-    private func usageJSON(_ u: PhaseUsage) -> JSONValue {
-        ["cpuSeconds": object(u.cpu.json), "maxRSSMiB": .number(rounded(u.maxRSSMiB)), "rssTrendMiB": .array(u.rssTrend.map { .number(rounded($0)) })]
-    }
-
     // MARK: Phases
 
     func lifecycleHeader(changes: Int, rate: Int, open: Int, deadline: Int) {
@@ -109,7 +98,7 @@ final class ChangeReport: @unchecked Sendable {
             "senderLagMs": .number(rounded(p.senderLagMs, 2)), "starvedSlots": .int(p.starvedSlots), "deadlineHit": .bool(p.deadlineHit),
             "thinSeconds": .int(p.thinSeconds), "windowSeconds": .int(p.windowSeconds),
             "windowsMs": .array(p.windows.map { ["n": .int($0.count), "p50": .number(rounded($0.p50, 2)), "p99": .number(rounded($0.p99, 2)), "max": .number(rounded($0.max, 2))] }),
-            "refusals": .object(refusals), "usage": usageJSON(p.usage),
+            "refusals": .object(refusals), "usage": p.usage.json,
         ]
 
         if let rate = p.rate {

@@ -14,14 +14,6 @@ struct Tables: Sendable {
     var escalationsMiB, timersMiB: Double
 }
 
-/// CPU, memory and time of one phase, from its first message to its last arrival.
-struct PhaseUsage: Sendable {
-    var start: UInt64
-    var cpu: CPUUsage
-    var maxRSSMiB: Double
-    var rssTrend: [Double]
-}
-
 /// A fixed-rate phase: what was sent, what came back, how late.
 struct RatePhase: Sendable {
     var rate, seconds, sent: Int

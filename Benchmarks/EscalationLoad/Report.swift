@@ -27,17 +27,6 @@ final class EscalationReport: @unchecked Sendable {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
-    /// A figure map of LoadSupport (latency, CPU, raw) as a JSON object.
-    private func object(_ figures: [String: Double]) -> JSONValue {
-        var o = JSONObject()
-        for (k, v) in figures.sorted(by: { $0.key < $1.key }) { o[k] = .number(v) }
-        return .object(o)
-    }
-
-    private func usageJSON(_ u: PhaseUsage) -> JSONValue {
-        ["cpuSeconds": object(u.cpu.json), "maxRSSMiB": .number(rounded(u.maxRSSMiB)), "rssTrendMiB": .array(u.rssTrend.map { .number(rounded($0)) })]
-    }
-
     private func usageLines(_ u: PhaseUsage, phase: String, per items: Int, unit: String) {
         line("   escalation max RSS in phase: \(fmt(u.maxRSSMiB)) MiB (at 0/25/50/75/100 %: \(u.rssTrend.map { fmt($0) }.joined(separator: " / ")) MiB)")
         for l in u.cpu.lines(per: items, unit: unit) { line("   " + l) }
@@ -61,9 +50,9 @@ final class EscalationReport: @unchecked Sendable {
         line("   \(arrival): \(fmt(p.throughput.overall, 0))/s from the first send (steady 10-90 %: \(fmt(p.throughput.steady, 0))/s, "
             + "slowest whole second: \(fmt(p.throughput.worstSecond, 0))); sender lag behind the schedule at most \(fmt(p.senderLagMs)) ms")
         return ["rate": .int(p.rate), "seconds": .int(p.seconds), "sent": .int(p.sent), "returned": .int(p.returned), "arrived": .int(p.arrived),
-                "duplicates": .int(p.duplicates), "latencyMs": object(p.latency.json), "perSecond": .number(rounded(p.throughput.overall, 0)),
+                "duplicates": .int(p.duplicates), "latencyMs": figures(p.latency.json), "perSecond": .number(rounded(p.throughput.overall, 0)),
                 "steadyPerSecond": .number(rounded(p.throughput.steady, 0)), "slowestSecond": .number(rounded(p.throughput.worstSecond, 0)),
-                "senderLagMs": .number(rounded(p.senderLagMs, 2)), "usage": usageJSON(p.usage)]
+                "senderLagMs": .number(rounded(p.senderLagMs, 2)), "usage": p.usage.json]
     }
 
     // MARK: Phases
@@ -71,8 +60,8 @@ final class EscalationReport: @unchecked Sendable {
     func raw(_ r: RawResult) {
         line("")
         for l in r.lines { line(l) }
-        var o = object(r.json).objectValue!
-        o["cpuSeconds"] = object(r.cpu.json)
+        var o = figures(r.json).objectValue!
+        o["cpuSeconds"] = figures(r.cpu.json)
         results["raw"] = .object(o)
     }
 
@@ -101,7 +90,7 @@ final class EscalationReport: @unchecked Sendable {
         var o: JSONObject = [
             "chains": .int(h.chains), "paged": .int(h.arrived), "returned": .int(h.returned), "duplicates": .int(h.duplicates),
             "fillSeconds": .number(rounded(h.fillSeconds, 2)), "pagesPerSecond": .number(rounded(h.fill.overall, 0)),
-            "steadyPerSecond": .number(rounded(h.fill.steady, 0)), "fillLatencyMs": object(h.fillLatency.json), "fillUsage": usageJSON(h.fillUsage), "sampleSeconds": .int(h.sampleSeconds),
+            "steadyPerSecond": .number(rounded(h.fill.steady, 0)), "fillLatencyMs": figures(h.fillLatency.json), "fillUsage": h.fillUsage.json, "sampleSeconds": .int(h.sampleSeconds),
             "holdMaxRSSMiB": .number(rounded(h.holdMaxMiB)), "holdRSSTrendMiB": .array(h.holdTrend.map { .number(rounded($0)) }),
         ]
         if let t = h.tables { o["tables"] = tablesJSON(t) }

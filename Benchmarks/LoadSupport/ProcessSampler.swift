@@ -1,3 +1,4 @@
+import CSSModel
 import Foundation
 
 /// Samples a process's resident memory (VmRSS) on a timer.
@@ -194,4 +195,31 @@ public struct CPUUsage: Sendable {
         for (k, v) in seconds { out[k] = rounded(v, 2) }
         return out
     }
+}
+
+/// CPU, memory and time of one phase of a load tool, from its first message to its last reply.
+public struct PhaseUsage: Sendable {
+    public var start: UInt64
+    public var cpu: CPUUsage
+    public var maxRSSMiB: Double
+    public var rssTrend: [Double]
+
+    public init(start: UInt64, cpu: CPUUsage, maxRSSMiB: Double, rssTrend: [Double]) {
+        self.start = start
+        self.cpu = cpu
+        self.maxRSSMiB = maxRSSMiB
+        self.rssTrend = rssTrend
+    }
+
+    /// As the tools' JSON reports write it.
+    public var json: JSONValue {
+        ["cpuSeconds": figures(cpu.json), "maxRSSMiB": .number(rounded(maxRSSMiB)), "rssTrendMiB": .array(rssTrend.map { .number(rounded($0)) })]
+    }
+}
+
+/// A figure map of LoadSupport (latency, CPU, raw) as a JSON object, keys sorted.
+public func figures(_ map: [String: Double]) -> JSONValue {
+    var o = JSONObject()
+    for (k, v) in map.sorted(by: { $0.key < $1.key }) { o[k] = .number(v) }
+    return .object(o)
 }
