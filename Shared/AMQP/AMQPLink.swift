@@ -132,6 +132,11 @@ final class AMQPLink {
             amqp_queue_bind(c, channel, pool.bytes(binding.queue), pool.bytes(binding.exchange), pool.bytes(binding.routingKey), amqp_empty_table)
             try check("binding \(binding.queue) to \(binding.exchange) with \(binding.routingKey)")
         }
+        // RabbitMQ answers unbind-ok for a binding that does not exist (any more).
+        for binding in topology.bindingsToRemove {
+            amqp_queue_unbind(c, channel, pool.bytes(binding.queue), pool.bytes(binding.exchange), pool.bytes(binding.routingKey), amqp_empty_table)
+            try check("removing the retired binding of \(binding.queue) to \(binding.exchange) with \(binding.routingKey)")
+        }
     }
 
     func confirmSelect() throws(AMQPError) {

@@ -39,11 +39,16 @@ public struct Topology: Sendable, Equatable {
     public var exchanges: [Exchange]
     public var queues: [Queue]
     public var bindings: [Binding]
+    /// Bindings an earlier release declared and this one does not: removed (`queue.unbind`,
+    /// harmless when already gone) at every declare, so a broker upgraded in place stops
+    /// routing copies nobody consumes any more. A binding both here and in ``bindings`` is kept.
+    public var retiredBindings: [Binding]
 
-    public init(exchanges: [Exchange] = [], queues: [Queue] = [], bindings: [Binding] = []) {
+    public init(exchanges: [Exchange] = [], queues: [Queue] = [], bindings: [Binding] = [], retiredBindings: [Binding] = []) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
+        self.retiredBindings = retiredBindings
     }
 
     public func merging(_ other: Topology) -> Topology {
@@ -51,7 +56,14 @@ public struct Topology: Sendable, Equatable {
             var seen = Set(a)
             return a + b.filter { seen.insert($0).inserted }
         }
-        return Topology(exchanges: union(exchanges, other.exchanges), queues: union(queues, other.queues), bindings: union(bindings, other.bindings))
+        return Topology(exchanges: union(exchanges, other.exchanges), queues: union(queues, other.queues), bindings: union(bindings, other.bindings),
+                        retiredBindings: union(retiredBindings, other.retiredBindings))
+    }
+
+    /// The retired bindings to remove: those no current binding declares again.
+    public var bindingsToRemove: [Binding] {
+        let current = Set(bindings)
+        return retiredBindings.filter { !current.contains($0) }
     }
 }
 

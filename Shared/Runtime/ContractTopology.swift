@@ -15,11 +15,16 @@ public enum ContractTopology {
         public var service: String
         public var commands: [String]
         public var events: [String]
+        /// Event types an earlier release bound the service's event queue to and this one does
+        /// not: the binding is removed at start, and the service still applies any such event
+        /// already waiting in its queue (its handler lists them beside ``events``).
+        public var retiredEvents: [String]
 
-        public init(service: String, commands: [String], events: [String]) {
+        public init(service: String, commands: [String], events: [String], retiredEvents: [String] = []) {
             self.service = service
             self.commands = commands
             self.events = events
+            self.retiredEvents = retiredEvents
         }
     }
 
@@ -44,16 +49,19 @@ public enum ContractTopology {
         ServiceQueues(
             service: "escalation",
             commands: [CommandName.oncallScheduleSet, CommandName.oncallGet, CommandName.escalationAck, CommandName.escalationList],
-            events: [EventType.customerOnboarded, EventType.contactAvailabilityChanged, EventType.ticketReceived, EventType.ticketClassified,
-                     EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached]),
+            events: [EventType.customerOnboarded, EventType.contactAvailabilityChanged, EventType.ticketClassified,
+                     EventType.ticketReclassified, EventType.ticketTransitioned, EventType.slaWarning, EventType.slaBreached],
+            // ticket.classified carries what escalation and change management used to read from
+            // ticket.received: one persistent copy of every ticket's first event per service less.
+            retiredEvents: [EventType.ticketReceived]),
         ServiceQueues(
             service: "change",
             commands: [CommandName.changeTemplateSet, CommandName.changeBoardSet, CommandName.maintenanceWindowsSet, CommandName.changeRequest,
                        CommandName.changeAgree, CommandName.changeAssess, CommandName.changeVote, CommandName.changeSchedule,
                        CommandName.changeDeploy, CommandName.changeVerify, CommandName.changeImplement, CommandName.changeComplete,
                        CommandName.changeClose, CommandName.changeCancel, CommandName.changeGet, CommandName.changeDirectoryGet],
-            events: [EventType.customerOnboarded, EventType.ticketReceived, EventType.ticketClassified, EventType.ticketReclassified,
-                     EventType.ticketTransitioned]),
+            events: [EventType.customerOnboarded, EventType.ticketClassified, EventType.ticketReclassified, EventType.ticketTransitioned],
+            retiredEvents: [EventType.ticketReceived]),
     ]
 
     /// The four contract exchanges and the queue that keeps dead letters.
@@ -76,7 +84,7 @@ public enum ContractTopology {
         services.reduce(base) { topology, s in
             var t = topology
             if !s.commands.isEmpty { t = t.merging(commandQueue(service: s.service, commands: s.commands)) }
-            if !s.events.isEmpty { t = t.merging(eventQueue(service: s.service, types: s.events)) }
+            if !s.events.isEmpty { t = t.merging(eventQueue(service: s.service, types: s.events, retired: s.retiredEvents)) }
             return t
         }
     }
@@ -96,12 +104,13 @@ public enum ContractTopology {
 
     public static func commandQueueName(service: String) -> String { "css.\(service).commands" }
 
-    /// A service's event queue, bound to each event type it consumes.
-    public static func eventQueue(service: String, types: [String]) -> Topology {
+    /// A service's event queue, bound to each event type it consumes and unbound from the retired ones.
+    public static func eventQueue(service: String, types: [String], retired: [String] = []) -> Topology {
         let queue = eventQueueName(service: service)
         return base.merging(Topology(
             queues: [.init(queue)],
-            bindings: types.map { .init(queue: queue, exchange: ExchangeName.events, routingKey: $0) }))
+            bindings: types.map { .init(queue: queue, exchange: ExchangeName.events, routingKey: $0) },
+            retiredBindings: retired.map { .init(queue: queue, exchange: ExchangeName.events, routingKey: $0) }))
     }
 
     public static func eventQueueName(service: String) -> String { "css.\(service).events" }

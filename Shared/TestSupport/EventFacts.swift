@@ -33,7 +33,7 @@ public struct IntakeFacts {
     public func transitioned(_ number: String, _ action: String, status: String, at: Date) -> CloudEvent {
         CloudEvent(id: UUID().uuidString, type: EventType.ticketTransitioned, source: "/css/intake", time: at, subject: number, data: [
             "trackingNumber": .string(number), "action": .string(action), "status": .string(status), "by": "eng@vendor.example",
-            "at": .string(RFC3339.format(at)), "customerId": .string(customerId)])
+            "at": .string(RFC3339.format(at)), "customerId": .string(customerId), "contactEmail": "ana@acme.example"])
     }
 }
 
@@ -45,10 +45,14 @@ public struct ClassificationFacts {
         self.customerId = customerId
     }
 
-    public func classified(_ number: String, priority: String, receivedAt: Date, at: Date? = nil) -> CloudEvent {
+    /// With the ticket's facts that classification repeats from `ticket.received`, as the real one does.
+    public func classified(_ number: String, priority: String, receivedAt: Date, at: Date? = nil, kind: String = "incident",
+                           environment: String = "production") -> CloudEvent {
         CloudEvent(id: UUID().uuidString, type: EventType.ticketClassified, source: "/css/classification", time: at ?? receivedAt, subject: number, data: [
             "trackingNumber": .string(number), "customerId": .string(customerId), "priority": .string(priority), "requestedPriority": .null,
-            "requestClass": .null, "dispatch": "success_services", "receivedAt": .string(RFC3339.format(receivedAt))])
+            "requestClass": .null, "dispatch": "success_services", "receivedAt": .string(RFC3339.format(receivedAt)),
+            "kind": .string(kind), "environment": .string(environment), "classifiedAt": .string(RFC3339.format(at ?? receivedAt)),
+            "phoneRequired": false, "contactEmail": "ana@acme.example"])
     }
 
     public func reclassified(_ number: String, from: String, to: String, at: Date) -> CloudEvent {

@@ -116,6 +116,34 @@ extension AMQPTests {
         await publisher.close()
     }
 
+    // A binding an earlier release declared is removed at declare, so the broker stops routing copies
+    // to a queue whose service no longer consumes them; removing one already gone is harmless.
+    @Test func removesRetiredBindingsAtDeclare() async throws {
+        let exchange = "test.amqp.events.\(UUID().uuidString.lowercased())"
+        let queue = freshQueue()
+        func binding(_ key: String) -> Topology.Binding { .init(queue: queue, exchange: exchange, routingKey: key) }
+        let earlier = Topology(exchanges: [.init(exchange, type: "topic")], queues: [.init(queue, durable: false)],
+                               bindings: [binding("kept"), binding("retired")])
+        try withAdminLink(configuration) { link throws(AMQPError) in try link.declare(earlier) }
+        let now = Topology(exchanges: [.init(exchange, type: "topic")], queues: [.init(queue, durable: false)],
+                           bindings: [binding("kept")], retiredBindings: [binding("retired"), binding("never.bound")])
+        let publisher = AMQPPublisher(configuration: configuration, topology: now, name: "test-publisher", logger: logger)
+        func message(_ key: String) -> OutgoingMessage {
+            OutgoingMessage(exchange: exchange, routingKey: key, body: Array(key.utf8), properties: MessageProperties(messageID: key))
+        }
+        var outcomes: [PublishOutcome] = []
+        try await retryingUntilConnected { outcomes = try await publisher.publish([message("kept"), message("retired")]) }
+        #expect(outcomes == [.delivered, .returned(replyCode: 312, replyText: "NO_ROUTE")])
+        // Declared again (every reconnect does): the binding is gone already, and that is fine.
+        try withAdminLink(configuration) { link throws(AMQPError) in try link.declare(now) }
+        #expect(try withAdminLink(configuration) { link throws(AMQPError) in try link.messageCount(queue: queue) } == 1)
+        await publisher.close()
+        try withAdminLink(configuration) { link throws(AMQPError) in
+            try link.deleteQueue(queue)
+            try link.deleteExchange(exchange)
+        }
+    }
+
     @Test func mandatoryPublishesReportReturnsPerMessage() async throws {
         let exchange = "test.amqp.events.\(UUID().uuidString.lowercased())"
         let queue = freshQueue()

@@ -1,5 +1,7 @@
+import CSSAMQP
 import CSSModel
 import CSSPostgres
+import CSSRuntime
 import CSSTestSupport
 import Foundation
 import Testing
@@ -123,9 +125,9 @@ struct ChangeResilienceTests {
         }
     }
 
-    // R-CHG-1 with intake's and classification's facts out of order: a ticket.classified (P1) before its
-    // ticket.received still makes an open P1 production incident; a restore makes it unusable; a late, older
-    // ticket.transitioned does not undo the newer one; a newer reopen makes it usable again.
+    // R-CHG-1 with intake's and classification's facts out of order: a restore that arrives before the
+    // ticket's ticket.classified (P1) keeps the incident unusable; a late, older ticket.transitioned does not
+    // undo the newer one; a newer reopen makes it usable again; an older reclassification does not lower it.
     @Test("R-CHG-1: incident facts out of order decide which Emergency changes are accepted")
     func incidentFactsOutOfOrder() async throws {
         try await changeSystem { h in
@@ -133,34 +135,32 @@ struct ChangeResilienceTests {
             let intake = IntakeFacts(), classification = ClassificationFacts()
             let number = "INC-900001"
             let received = Date().addingTimeInterval(-600)
-            try await h.client.publish(event: classification.classified(number, priority: "P1", receivedAt: received, at: received.addingTimeInterval(5)))
-            #expect(try await eventually {
-                try await h.count("SELECT count(*) FROM change.incidents WHERE tracking_number = $1 AND priority = 'P1' AND kind IS NULL", [.string(number)]) == 1
-            }, "the early ticket.classified was not kept")
-            // Classified but not known as a production incident yet: not usable.
-            try await h.expectRequestRefusal(["incident": .string(number)], code: ErrorCode.unknownIncident, field: "incident")
-            try await h.client.publish(event: intake.received(number, at: received))
-            try await h.waitForIncident(number, "kind = 'incident' AND environment = 'production' AND priority = 'P1' AND status = 'new'")
-            let accepted = try await h.requestChange("emergency", ["incident": .string(number)])
-            #expect(try await h.change(accepted)?["incident"] == .string(number))
-
-            // Restored at T2: no longer open.
             let t1 = Date().addingTimeInterval(-300), t2 = Date().addingTimeInterval(-200), t3 = Date().addingTimeInterval(-100)
+            // Restored at T2, seen before anything else about the ticket: not known as a production incident.
             try await h.client.publish(event: intake.transitioned(number, "restore", status: "restored", at: t2))
-            try await h.waitForIncident(number, "status = 'restored'")
+            #expect(try await eventually {
+                try await h.count("SELECT count(*) FROM change.incidents WHERE tracking_number = $1 AND status = 'restored' AND kind IS NULL", [.string(number)]) == 1
+            }, "the early ticket.transitioned was not kept")
+            try await h.expectRequestRefusal(["incident": .string(number)], code: ErrorCode.unknownIncident, field: "incident")
+            // Its classification (P1, production incident) arrives late: the restore is newer, so still not open.
+            try await h.client.publish(event: classification.classified(number, priority: "P1", receivedAt: received, at: received.addingTimeInterval(5)))
+            try await h.waitForIncident(number, "kind = 'incident' AND environment = 'production' AND priority = 'P1' AND status = 'restored'")
             try await h.expectRequestRefusal(["incident": .string(number)], code: ErrorCode.unknownIncident, field: "incident")
             // A late, older respond (T1) arrives after the restore: it must not reopen the incident.
             try await h.client.publish(event: intake.transitioned(number, "respond", status: "responded", at: t1))
             // A marker fact behind it on the same queue: once it is stored, the late one was handled.
-            try await h.client.publish(event: intake.received("INC-900099", at: Date()))
+            try await h.client.publish(event: classification.classified("INC-900099", priority: "P4", receivedAt: Date()))
             try await h.waitForIncident("INC-900099", "kind = 'incident'")
             try await h.waitForIncident(number, "status = 'restored'")
             try await h.expectRequestRefusal(["incident": .string(number)], code: ErrorCode.unknownIncident, field: "incident")
-            // An older reclassification to P3 after a newer one to P1 does not lower it either; a newer reopen (T3) opens it again.
+            // A newer reopen (T3) opens it again.
             try await h.client.publish(event: intake.transitioned(number, "reopen", status: "in_progress", at: t3))
             try await h.waitForIncident(number, "status = 'in_progress'")
+            let accepted = try await h.requestChange("emergency", ["incident": .string(number)])
+            #expect(try await h.change(accepted)?["incident"] == .string(number))
+            // An older reclassification to P3 after the newer classification to P1 does not lower it.
             try await h.client.publish(event: classification.reclassified(number, from: "P1", to: "P3", at: received))
-            try await h.client.publish(event: intake.received("INC-900098", at: Date()))
+            try await h.client.publish(event: classification.classified("INC-900098", priority: "P4", receivedAt: Date()))
             try await h.waitForIncident("INC-900098", "kind = 'incident'")
             try await h.waitForIncident(number, "priority = 'P1'")
             #expect(try await h.requestChange("emergency", ["incident": .string(number)]).hasPrefix("CHG-"))
@@ -172,13 +172,13 @@ struct ChangeResilienceTests {
 
             // Facts it cannot apply are dead-lettered with the reason, and the queue goes on.
             try await h.client.publish(event: intake.transitioned(number, "teleport", status: "teleported", at: Date()))
-            var anonymous = intake.received("INC-900097", at: Date())
+            var anonymous = classification.classified("INC-900097", priority: "P4", receivedAt: Date())
             anonymous.subject = nil
             var data = anonymous.data.objectValue!
             data["trackingNumber"] = nil
             anonymous.data = .object(data)
             try await h.client.publish(event: anonymous)
-            try await h.client.publish(event: intake.received("INC-900096", at: Date()))
+            try await h.client.publish(event: classification.classified("INC-900096", priority: "P4", receivedAt: Date()))
             try await h.waitForIncident("INC-900096", "kind = 'incident'")
             #expect(await eventually { h.client.deadLetters.count >= 2 })
             let reasons = h.client.deadLetters.compactMap { $0.properties.headers["x-css-error"] }
@@ -323,10 +323,46 @@ struct ChangeResilienceTests {
         }
     }
 
-    // R-CHG-1 with two change processes: a new ticket's ticket.received and ticket.classified taken side by
-    // side by the two processes (intake and classification publish them moments apart). Neither fact may be
-    // lost: every such ticket must end up an open P1 production incident an Emergency change may reference.
-    @Test("R-CHG-1: two processes taking a ticket's received and classified side by side lose neither fact")
+    // An upgrade in place: the broker still has css.change.events bound to ticket.received (as an earlier
+    // release declared it), with one such event waiting. The change service removes that binding at start
+    // and still applies the waiting event; a later ticket.received no longer reaches its queue.
+    @Test("R-CHG-1: an upgraded broker stops routing ticket.received to change management; one already queued is applied")
+    func retiredTicketReceivedBindingIsRemovedAtStart() async throws {
+        try await SystemHarness.with([.intake()]) { h in
+            let intake = IntakeFacts(), classification = ClassificationFacts()
+            let earlier = Topology(exchanges: [.init(ExchangeName.events, type: "topic")], queues: [.init(ContractTopology.eventQueueName(service: "change"))],
+                                   bindings: [.init(queue: ContractTopology.eventQueueName(service: "change"), exchange: ExchangeName.events,
+                                                    routingKey: EventType.ticketReceived)])
+            let old = AMQPPublisher(configuration: h.amqp, topology: earlier, name: "earlier-release", logger: h.logger)
+            let waiting = intake.received("INC-700001", at: Date().addingTimeInterval(-60))
+            #expect(try await old.publish(OutgoingMessage(exchange: ExchangeName.events, routingKey: waiting.type, body: waiting.json.encoded(),
+                                                          properties: MessageProperties(contentType: CloudEvent.contentType, messageID: waiting.id))) == .delivered)
+            await old.close()
+
+            let change = try ServiceProcess(name: "change", amqp: h.amqp, database: h.database)
+            try change.start()
+            defer { Task { await change.stop() } }
+            #expect(await eventually {
+                (try? await h.client.send(CommandName.changeGet, ["changeId": "CHG-000000"], timeout: .seconds(2)))?.errors.first?.code == ErrorCode.unknownChange
+            }, "the change service never answered")
+            try await h.waitForIncident("INC-700001", "kind = 'incident' AND environment = 'production' AND status = 'new'")
+
+            try await h.client.publish(event: intake.received("INC-700002", at: Date()))
+            try await h.client.publish(event: classification.classified("INC-700003", priority: "P4", receivedAt: Date()))
+            try await h.waitForIncident("INC-700003", "kind = 'incident'")
+            #expect(try await h.count("SELECT count(*) FROM change.incidents WHERE tracking_number = 'INC-700002'") == 0,
+                    "a ticket.received still reached css.change.events after the upgrade")
+            // (intake dead-letters the markers' ticket.classified: it never saw those tickets)
+            #expect(!h.client.deadLetters.contains { $0.properties.headers["x-css-original-routing-key"] == EventType.ticketReceived })
+            await change.stop()
+        }
+    }
+
+    // R-CHG-1 with two change processes: a new ticket's ticket.classified and ticket.transitioned (respond)
+    // taken side by side by the two processes (classification and intake publish them moments apart). Neither
+    // fact may be lost: every such ticket must end up an open P1 production incident, responded, that an
+    // Emergency change may reference.
+    @Test("R-CHG-1: two processes taking a ticket's classified and transitioned side by side lose neither fact")
     func incidentFactsTakenSideBySideAreAllKept() async throws {
         try await SystemHarness.with([.intake(), .change(count: 2)]) { h in
             try await h.onboardForChanges()
@@ -338,10 +374,10 @@ struct ChangeResilienceTests {
             let numbers = (0..<40).map { "INC-8" + String(format: "%05d", $0) }
             let at = Date().addingTimeInterval(-60)
             for number in numbers {
-                try await h.client.publish(event: intake.received(number, at: at))
                 try await h.client.publish(event: classification.classified(number, priority: "P1", receivedAt: at, at: at.addingTimeInterval(1)))
+                try await h.client.publish(event: intake.transitioned(number, "respond", status: "responded", at: at.addingTimeInterval(2)))
             }
-            let complete = "kind = 'incident' AND environment = 'production' AND priority = 'P1' AND status = 'new' AND customer_id = 'acme'"
+            let complete = "kind = 'incident' AND environment = 'production' AND priority = 'P1' AND status = 'responded' AND customer_id = 'acme'"
             let kept = try await eventually(timeout: .seconds(30)) {
                 try await h.count("SELECT count(*) FROM change.incidents WHERE tracking_number LIKE 'INC-8%' AND \(complete)") == numbers.count
             }

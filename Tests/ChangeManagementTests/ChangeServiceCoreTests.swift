@@ -168,6 +168,13 @@ func refusal(_ body: () throws -> Any) -> [CommandError] {
         try other.apply(fact(EventType.ticketReceived, "INC-000002", at: t, ["kind": "incident", "environment": "non_production"]))
         try other.apply(fact(EventType.ticketClassified, "INC-000002", at: t, ["priority": "P2"]))
         #expect(!other.isOpenCriticalOrHigh) // not in Production
+        // ticket.classified repeats the ticket's kind and environment: it alone makes an open P1 production
+        // incident (the service no longer consumes ticket.received), and a redelivered received changes nothing.
+        var alone = IncidentFacts(trackingNumber: "INC-000003")
+        try alone.apply(fact(EventType.ticketClassified, "INC-000003", at: t, ["priority": "P1", "kind": "incident", "environment": "production"]))
+        #expect(alone.isOpenCriticalOrHigh && alone.status == .classified)
+        try alone.apply(fact(EventType.ticketReceived, "INC-000003", at: t, ["kind": "incident", "environment": "production"]))
+        #expect(alone.isOpenCriticalOrHigh && alone.status == .classified)
     }
 
     // R-CHG-7: a year after the last update; 29 February goes to 28 February.

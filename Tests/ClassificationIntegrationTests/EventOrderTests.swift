@@ -31,6 +31,8 @@ import Testing
             #expect(downgrade.data["from"] == "P1" && downgrade.data["to"] == "P3")
             let request = try #require(h.client.events(ofType: EventType.ticketClassified).first { $0.subject == "SR-000002" })
             #expect(request.data["requestClass"] == "standard")
+            // A ticket that waited for its customer keeps the facts classification repeats from ticket.received.
+            #expect(request.data["phoneRequired"] == false && request.data["contactEmail"] == "ana@acme.example")
             #expect(try await h.count("SELECT count(*) FROM classification.quota_consumption") == 1)
             #expect(try await h.count("SELECT count(*) FROM classification.early_transitions") == 0)
             try await Task.sleep(for: .milliseconds(500))

@@ -36,6 +36,10 @@ extension SystemHarness {
             #expect(event.data["dispatch"] == "success_services")
             #expect(event.data["customerId"] == "acme")
             #expect(event.data["receivedAt"] == (try await h.ticket(outage))?["receivedAt"])
+            // The ticket's facts the other services would otherwise read from ticket.received.
+            #expect(event.data["kind"] == "incident" && event.data["environment"] == "production")
+            #expect(event.data["phoneRequired"] == (try await h.ticket(outage))?["phoneRequired"])
+            #expect(event.data["contactEmail"] == "ana@acme.example")
 
             let standard = try await h.submit(["kind": "service_request", "catalogItem": "password-reset", "impact": nil, "summary": "Reset Bo's password"])
             let request = try await h.classified(standard)

@@ -60,6 +60,32 @@ extension SystemHarness {
         }
     }
 
+    // R-CUS-5 with nothing else known of the ticket: its await_customer (which names the ticket's contact,
+    // as intake publishes it) arrives before its ticket.classified, and the contact is then marked
+    // unavailable: the customer escalation still opens, once, without ticket.received.
+    @Test func awaitCustomerBeforeClassificationStillEscalatesAnUnavailableContact() async throws {
+        try await escalationAlone { h in
+            try await h.setSchedule(levels: [["role": "engineer", "after": "PT0S"]], overrides: h.janeCovers())
+            let intake = IntakeFacts()
+            try await h.publish(intake.onboarded(at: Date()))
+            try await h.publish(intake.transitioned("INC-000050", "await_customer", status: "awaiting_customer", at: Date()))
+            #expect(try await eventually {
+                try await h.count("SELECT count(*) FROM escalation.tickets WHERE tracking_number = 'INC-000050' AND status = 'awaiting_customer'") == 1
+            })
+            try await h.publish(CloudEvent(id: UUID().uuidString, type: EventType.contactAvailabilityChanged, source: "/css/intake", time: Date(),
+                                           subject: "acme", data: ["customerId": "acme", "email": "ana@acme.example", "available": false]))
+            // Opened (its page waits for business hours unless it is known to be P1: priority unknown counts as P4).
+            #expect(try await eventually {
+                try await h.count("""
+                    SELECT count(*) FROM escalation.escalations WHERE escalation_id = 'ESC-INC-000050-contact-1'
+                    AND state = 'open' AND body->>'reason' = 'contact_unavailable'
+                    """) == 1
+            }, "no customer escalation opened for a ticket known only from its await_customer")
+            #expect(try await h.count("SELECT count(*) FROM escalation.escalations WHERE tracking_number = 'INC-000050'") == 1)
+            h.expectNoDuplicatePages()
+        }
+    }
+
     // Events out of order: a breach before anything else about its ticket pages with the event's own
     // customer and priority; a customer not known yet waits for its onboarding (nothing lost); a restore
     // seen before a late warning keeps the warning from paging; the same breach twice pages once.

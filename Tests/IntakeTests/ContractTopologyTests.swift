@@ -24,6 +24,24 @@ import Testing
         #expect(all.bindings.contains { $0.queue == "css.classification.events" && $0.routingKey == EventType.ticketReceived })
     }
 
+    // ticket.classified repeats what escalation and change management read of ticket.received, so the
+    // broker keeps one copy of every ticket's first event (classification's), not three; a broker of an
+    // earlier release loses the two bindings at start, and a copy still queued is applied.
+    @Test func ticketReceivedGoesToClassificationAloneAndOldBindingsAreRemoved() {
+        let all = ContractTopology.all
+        #expect(all.bindings.filter { $0.routingKey == EventType.ticketReceived }.map(\.queue) == ["css.classification.events"])
+        #expect(Set(all.bindingsToRemove) == [
+            .init(queue: "css.escalation.events", exchange: "css.events", routingKey: EventType.ticketReceived),
+            .init(queue: "css.change.events", exchange: "css.events", routingKey: EventType.ticketReceived),
+        ])
+        for s in ContractTopology.services {
+            #expect(Set(s.events).isDisjoint(with: s.retiredEvents), "\(s.service) both consumes and retires an event type")
+        }
+        // A retired binding that a later entry declares again is kept, not removed.
+        let back = all.merging(.init(bindings: [.init(queue: "css.change.events", exchange: "css.events", routingKey: EventType.ticketReceived)]))
+        #expect(back.bindingsToRemove.map(\.queue) == ["css.escalation.events"])
+    }
+
     @Test func orderingKeysArePerCustomerAndPerTicket() {
         let h = IntakeHandler()
         func keys(_ name: String, _ body: JSONValue) -> [OrderingKey] {

@@ -24,16 +24,21 @@ public struct IncidentFacts: Equatable, Sendable {
             && status != .restored && status != .closed
     }
 
-    /// Applies one of `ticket.received`, `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`.
+    /// Applies one of `ticket.classified`, `ticket.reclassified`, `ticket.transitioned`, and a
+    /// `ticket.received` left in the queue by a release that consumed it.
     public mutating func apply(_ event: CloudEvent) throws(CommandRejection) {
         if let c = event.data["customerId"]?.stringValue { customerId = c }
-        switch event.type {
-        case EventType.ticketReceived:
+        // Both carry the ticket's kind and environment, which never change.
+        if event.type == EventType.ticketReceived || event.type == EventType.ticketClassified {
             kind = event.data["kind"]?.stringValue ?? kind
             environment = event.data["environment"]?.stringValue ?? environment
+        }
+        switch event.type {
+        case EventType.ticketReceived:
             if status == nil { status = .new }
         case EventType.ticketClassified, EventType.ticketReclassified:
             let classified = event.type == EventType.ticketClassified
+            if classified && (status == nil || status == .new) { status = .classified }
             let key = classified ? "priority" : "to"
             guard let raw = event.data[key]?.stringValue, let p = Priority(rawValue: raw) else {
                 throw CommandRejection(code: ErrorCode.invalidField, field: "data.\(key)", message: "data.\(key) must be P1..P4")

@@ -204,6 +204,8 @@ public struct ClassificationEvents: EventHandler {
             data["environment"] = .string(ticket.environment.rawValue)
             data["receivedAt"] = .string(RFC3339.format(ticket.receivedAt))
             data["classifiedAt"] = .string(RFC3339.format(now))
+            data["phoneRequired"] = ticket.phoneRequired.map(JSONValue.bool) ?? .null
+            data["contactEmail"] = .optional(ticket.contactEmail)
             audit.append((ticket.trackingNumber, "classified", "classification", now, .object(data)))
             out[ticket.trackingNumber] = [events.make(EventType.ticketClassified, subject: ticket.trackingNumber, data: .object(data), time: now)]
         }

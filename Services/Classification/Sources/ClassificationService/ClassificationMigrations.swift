@@ -141,5 +141,12 @@ public enum ClassificationSchema {
             CREATE INDEX tickets_component ON classification.tickets (customer_id, component, received_at)
                 WHERE kind = 'incident' AND component IS NOT NULL;
             """),
+        // ticket.classified repeats them, so that escalation needs no ticket.received. A ticket
+        // stored before this version has neither: its ticket.classified says null for both, and
+        // escalation keeps what it learnt from that ticket's own ticket.received.
+        Migration(version: 5, name: "tickets keep phone_required and contact_email", sql: """
+            ALTER TABLE classification.tickets ADD COLUMN phone_required boolean;
+            ALTER TABLE classification.tickets ADD COLUMN contact_email text;
+            """),
     ]
 }

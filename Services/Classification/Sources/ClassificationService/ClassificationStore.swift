@@ -133,21 +133,21 @@ struct ClassificationStore {
         func column(_ value: (ReceivedTicket) -> String?) -> PostgresValue { PostgresArray.text(tickets.map(value)) }
         let rows = try session.query("""
             INSERT INTO classification.tickets (tracking_number, customer_id, kind, environment, impact, urgency, catalog_item, component,
-                product, summary, requested_priority, received_at)
+                product, summary, requested_priority, received_at, phone_required, contact_email)
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                                 $10::text[], $11::text[], $12::timestamptz[])
+                                 $10::text[], $11::text[], $12::timestamptz[], $13::boolean[], $14::text[])
             ON CONFLICT (tracking_number) DO NOTHING RETURNING tracking_number
             """, [column(\.trackingNumber), column(\.customerId), column(\.kind.rawValue), column(\.environment.rawValue),
                   column { $0.impact?.rawValue }, column { $0.urgency?.rawValue }, column(\.catalogItem), column(\.component),
                   column(\.product), column(\.summary), column { $0.requestedPriority?.rawValue },
-                  column { RFC3339.format($0.receivedAt) }])
+                  column { RFC3339.format($0.receivedAt) }, column { $0.phoneRequired.map { $0 ? "true" : "false" } }, column(\.contactEmail)])
         return Set(try rows.map { try $0.string(0) })
     }
 
     static let ticketColumns = """
         tracking_number, customer_id, kind, environment, impact, urgency, catalog_item, component, product, summary,
         requested_priority, received_at, priority, priority_source, request_class, dispatch, third_party, classified_at,
-        ever_critical, status, status_at
+        ever_critical, status, status_at, phone_required, contact_email
         """
 
     func ticket(_ number: String, forUpdate: Bool = false) throws -> TicketRow? {
@@ -176,7 +176,8 @@ struct ClassificationStore {
             trackingNumber: try r.string(0), customerId: try r.string(1), kind: try value(TicketKind.self, 2)!,
             environment: try value(DeploymentEnvironment.self, 3)!, impact: try value(Impact.self, 4), urgency: try value(Urgency.self, 5),
             catalogItem: try r.optionalString(6), component: try r.optionalString(7), product: try r.optionalString(8),
-            summary: try r.string(9), requestedPriority: try value(Priority.self, 10), receivedAt: try r.date(11))
+            summary: try r.string(9), requestedPriority: try value(Priority.self, 10), receivedAt: try r.date(11),
+            phoneRequired: try r.optionalBool(21), contactEmail: try r.optionalString(22))
         var classification: Classification?
         if let priority = try value(Priority.self, 12) {
             classification = Classification(priority: priority, source: try value(PrioritySource.self, 13) ?? .handbook,

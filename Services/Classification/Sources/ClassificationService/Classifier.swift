@@ -56,8 +56,12 @@ public struct ReceivedTicket: Sendable, Equatable {
     public var summary: String
     public var requestedPriority: Priority?
     public var receivedAt: Date
+    /// Repeated in `ticket.classified` for escalation; nil for a ticket stored before they were kept.
+    public var phoneRequired: Bool?
+    public var contactEmail: String?
 
-    public init(trackingNumber: String, customerId: String, kind: TicketKind, environment: DeploymentEnvironment, impact: Impact? = nil, urgency: Urgency? = nil, catalogItem: String? = nil, component: String? = nil, product: String? = nil, summary: String, requestedPriority: Priority? = nil, receivedAt: Date) {
+    public init(trackingNumber: String, customerId: String, kind: TicketKind, environment: DeploymentEnvironment, impact: Impact? = nil, urgency: Urgency? = nil, catalogItem: String? = nil, component: String? = nil, product: String? = nil, summary: String, requestedPriority: Priority? = nil, receivedAt: Date,
+                phoneRequired: Bool? = nil, contactEmail: String? = nil) {
         self.trackingNumber = trackingNumber
         self.customerId = customerId
         self.kind = kind
@@ -70,6 +74,8 @@ public struct ReceivedTicket: Sendable, Equatable {
         self.summary = summary
         self.requestedPriority = requestedPriority
         self.receivedAt = receivedAt
+        self.phoneRequired = phoneRequired
+        self.contactEmail = contactEmail
     }
 
     /// Reads the event's `data`; every problem is reported at once (the event is then dead-lettered).
@@ -91,10 +97,12 @@ public struct ReceivedTicket: Sendable, Equatable {
         let summary = r.string("summary", required: false, maxLength: 500)
         let requested = r.enumeration("requestedPriority", Priority.self, required: false)
         let receivedAt = r.timestamp("receivedAt")
+        let phoneRequired = r.bool("phoneRequired", required: false)
+        let contactEmail = r.email("contactEmail", required: false)
         try errors.throwIfAny()
         return ReceivedTicket(trackingNumber: number!, customerId: customerId!, kind: kind!, environment: environment!, impact: impact,
                               urgency: urgency, catalogItem: catalogItem, component: component, product: product, summary: summary ?? "",
-                              requestedPriority: requested, receivedAt: receivedAt!)
+                              requestedPriority: requested, receivedAt: receivedAt!, phoneRequired: phoneRequired, contactEmail: contactEmail)
     }
 }
 

@@ -136,10 +136,17 @@ public struct EscalationEvents: EventHandler {
             if let k = event.data["kind"]?.stringValue { row.kind = k }
         }
         let number = row.trackingNumber
+        // ticket.classified repeats ticket.received's facts (a ticket.received is only still consumed
+        // when one was left in the queue by a release that bound it); ticket.transitioned names the contact.
+        if event.type == EventType.ticketReceived || event.type == EventType.ticketClassified {
+            if let phone = event.data["phoneRequired"]?.boolValue { row.phoneRequired = phone }
+        }
+        if event.type == EventType.ticketReceived || event.type == EventType.ticketClassified || event.type == EventType.ticketTransitioned,
+           let email = event.data["contactEmail"]?.stringValue {
+            row.contactEmail = email.lowercased()
+        }
         switch event.type {
         case EventType.ticketReceived:
-            row.phoneRequired = event.data["phoneRequired"]?.boolValue ?? false
-            row.contactEmail = event.data["contactEmail"]?.stringValue?.lowercased()
             if row.status == nil { row.status = .new }
         case EventType.ticketClassified, EventType.ticketReclassified:
             let isClassified = event.type == EventType.ticketClassified

@@ -185,6 +185,7 @@ public struct IntakeHandler: CommandHandler {
         data["at"] = .string(RFC3339.format(command.receivedAt))
         data["note"] = .optional(t.note)
         data["customerId"] = .string(ticket.customerId)
+        data["contactEmail"] = .string(ticket.contactEmail)
         let event = events.make(EventType.ticketTransitioned, subject: t.trackingNumber, data: .object(data), time: command.receivedAt)
         return CommandOutcome(result: ticket.json(audit: try store.audit(t.trackingNumber)), events: [event])
     }
