@@ -74,8 +74,16 @@ struct IntakeLoad: AsyncParsableCommand {
     @Flag(help: "Run the sla service too and follow each ticket on to its sla.started (needs the pipeline).")
     var followSla = false
 
+    @Flag(help: "Run every service as deployed: escalation and change management as well, which consume ticket events too (implies --follow-sla).")
+    var allServices = false
+
+    /// The services that run beside those followed, when `--all-services`.
+    static let unfollowed: [ServiceSpec] = [.escalation(), .change()]
+
+    var followsSLA: Bool { followSla || allServices }
+
     func validate() throws {
-        if followSla && !pipeline { throw ValidationError("--follow-sla needs the pipeline (drop --no-pipeline)") }
+        if followsSLA && !pipeline { throw ValidationError("--follow-sla and --all-services need the pipeline (drop --no-pipeline)") }
     }
 
     func run() async throws {
@@ -99,6 +107,7 @@ struct IntakeLoad: AsyncParsableCommand {
         var classifierSampler: RSSSampler?
         var slaProcess: ServiceProcess?
         var slaSampler: RSSSampler?
+        var others: [(spec: ServiceSpec, process: ServiceProcess, sampler: RSSSampler)] = []
         var client: LoadClient?
         var db: PostgresClient?
         var failure: Error?
@@ -110,7 +119,8 @@ struct IntakeLoad: AsyncParsableCommand {
             if selected.contains("raw") {
                 let raw = try await RawCeiling.run(amqp: amqp, runID: runID, messages: rawMessages, batch: rawBatch, pipeline: rawPipeline,
                                                    prefetch: 1000, bodyBytes: 300, databaseName: databaseName,
-                                                   groups: CPUGroups(services: [("intake", nil), ("classification", nil)] + (followSla ? [("sla", nil)] : []),
+                                                   groups: CPUGroups(services: [("intake", nil), ("classification", nil)] + (followsSLA ? [("sla", nil)] : [])
+                                                                         + (allServices ? Self.unfollowed.map { ($0.name, nil) } : []),
                                                                      tool: "intake-load"),
                                                    logger: logger)
                 report.raw(raw)
@@ -142,7 +152,7 @@ struct IntakeLoad: AsyncParsableCommand {
                 report.line("classification pid \(c.pid!) (\(c.executable.path)), log \(c.logFile.path)")
             }
             var slaFollowing: (pid: Int32, sampler: RSSSampler)?
-            if followSla {
+            if followsSLA {
                 let s = try ServiceProcess(name: "sla", amqp: amqp, database: database!, extra: env)
                 try s.start()
                 slaProcess = s
@@ -153,7 +163,18 @@ struct IntakeLoad: AsyncParsableCommand {
                 report.line("sla pid \(s.pid!) (\(s.executable.path)), log \(s.logFile.path)")
             }
 
-            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), followClassification: pipeline, followSLA: followSla, logger: logger)
+            if allServices {
+                for spec in Self.unfollowed {
+                    let p = try ServiceProcess(name: spec.name, amqp: amqp, database: database!, extra: env)
+                    try p.start()
+                    let sampler = RSSSampler(pid: p.pid!)
+                    sampler.start()
+                    others.append((spec, p, sampler))
+                    report.line("\(spec.name) pid \(p.pid!) (\(p.executable.path)), log \(p.logFile.path)")
+                }
+            }
+
+            let load = LoadClient(amqp: amqp, runID: runID, prefetch: max(1000, inFlight), followClassification: pipeline, followSLA: followsSLA, logger: logger)
             client = load
             let started = monotonicNanos()
             try await waitUntilReady(load, intake)
@@ -166,6 +187,10 @@ struct IntakeLoad: AsyncParsableCommand {
                 try await waitUntilReady(load, slaProcess, probe: (CommandName.slaExclusionAdd, Self.slaProbe))
                 report.line("sla ready, RSS \(fmt(slaSampler?.lastMiB ?? 0)) MiB")
             }
+            for (spec, p, sampler) in others {
+                try await waitUntilReady(load, p, probe: (spec.probe.command, spec.probe.body))
+                report.line("\(spec.name) ready, RSS \(fmt(sampler.lastMiB)) MiB")
+            }
             guard let onboarded = try await load.request(CommandName.customerOnboard, Self.onboardBody, timeout: .seconds(30)), onboarded.isOK else {
                 throw BenchError("customer.onboard was not accepted")
             }
@@ -177,6 +202,7 @@ struct IntakeLoad: AsyncParsableCommand {
             var driver = LoadDriver(client: load, factory: TicketFactory(runID: runID, customerID: "bench", contact: "ana@bench.example"),
                                     sampler: rss, intakePID: pid, classification: following, databaseName: databaseName, publishers: publishers)
             driver.sla = slaFollowing
+            driver.others = others.map { ($0.spec.name, $0.process.pid!) }
             if selected.contains("saturation") {
                 let result = try await driver.saturation(count: tickets, inFlight: inFlight, chunk: chunk, commits: commits)
                 report.saturation(result)
@@ -195,6 +221,14 @@ struct IntakeLoad: AsyncParsableCommand {
         }
 
         // Cleanup, also after a failure: graceful stop of the services, then the vhost and database.
+        for (spec, p, sampler) in others.reversed() {
+            p.signal(SIGTERM)
+            let status = await p.waitForExit(timeout: .seconds(30))
+            if status == nil { await p.stop() }
+            report.serviceShutdown(spec.name, status: status, maxRSS: sampler.maxMiB)
+            if failure != nil { report.line("\(spec.name) log tail:\n" + p.log.split(separator: "\n").suffix(15).joined(separator: "\n")) }
+            sampler.stop()
+        }
         if let slaProcess {
             slaProcess.signal(SIGTERM)
             let status = await slaProcess.waitForExit(timeout: .seconds(30))

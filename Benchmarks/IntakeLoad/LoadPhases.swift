@@ -82,9 +82,14 @@ struct LoadDriver {
     /// How long the run may go without a single reply before it is declared stuck.
     let stallTimeout: Duration = .seconds(60)
 
-    /// The rows of the CPU profile: intake and classification always (as before `--follow-sla`), sla when followed.
+    /// Services that run but are not followed (`--all-services`: escalation, change), by name.
+    var others: [(name: String, pid: Int32)] = []
+
+    /// The rows of the CPU profile: intake and classification always (as before `--follow-sla`), sla when
+    /// followed, then the services that only run.
     var groups: CPUGroups {
-        CPUGroups(services: [("intake", intakePID), ("classification", classification?.pid)] + (sla.map { [("sla", $0.pid)] } ?? []),
+        CPUGroups(services: [("intake", intakePID), ("classification", classification?.pid)] + (sla.map { [("sla", $0.pid)] } ?? [])
+                    + others.map { ($0.name, Optional($0.pid)) },
                   tool: "intake-load")
     }
 

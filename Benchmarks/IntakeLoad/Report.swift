@@ -32,6 +32,7 @@ struct Report {
         settings["prefetch"] = a.prefetch.map { .int($0) } ?? .null
         settings["pipeline"] = .bool(a.pipeline)
         if a.followSla { settings["followSla"] = true }
+        if a.allServices { settings["allServices"] = true }
         json["settings"] = .object(settings)
     }
 
@@ -160,6 +161,14 @@ struct Report {
         checks.append(("sla max RSS <= 256 MiB (\(fmt(maxRSS)) MiB)", maxRSS <= 256))
         checks.append(("sla exits 0 on SIGTERM", status == 0))
         results["slaMaxRSSMiB"] = .number(rounded(maxRSS))
+    }
+
+    /// A service that ran without being followed (`--all-services`).
+    mutating func serviceShutdown(_ name: String, status: Int32?, maxRSS: Double) {
+        line("")
+        line("== \(name): max RSS \(fmt(maxRSS)) MiB over the whole run; SIGTERM -> \(status.map { "exit \($0)" } ?? "no exit within 30 s, killed")")
+        checks.append(("\(name) exits 0 on SIGTERM", status == 0))
+        results["\(name)MaxRSSMiB"] = .number(rounded(maxRSS))
     }
 
     mutating func finish(failed: Bool) {
