@@ -21,7 +21,12 @@ public protocol EventHandler: Sendable {
     /// Whether ``handleBatch(_:context:)`` applies events of `type` set-wise.
     func handlesInBatches(_ type: String) -> Bool
 
-    /// Applies consecutive new events of one type together; one result per event, in
+    /// Set-wise types with the same family go to ``handleBatch(_:context:)`` together when
+    /// consecutive (by default each type is its own family): a queue where two producers'
+    /// events interleave (`ticket.classified`, `sla.started`) still gets whole batches.
+    func batchFamily(_ type: String) -> String
+
+    /// Applies consecutive new events of one family together; one result per event, in
     /// order. There is no savepoint per event on this path: an event must be refused
     /// before anything is written for it.
     func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>]
@@ -29,6 +34,8 @@ public protocol EventHandler: Sendable {
 
 extension EventHandler {
     public func handlesInBatches(_ type: String) -> Bool { false }
+
+    public func batchFamily(_ type: String) -> String { type }
 
     public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
         throw CommandRejection(code: ErrorCode.internalError, message: "this service applies events one at a time")
@@ -156,7 +163,7 @@ public final class EventProcessor: Sendable {
             }
             let fresh = try inbox.claim(entries, session: session)
 
-            // 2. In delivery order; consecutive new events of one batchable type go set-wise.
+            // 2. In delivery order; consecutive new events of one batchable family go set-wise.
             var run: [(delivery: Delivery, event: CloudEvent)] = []
             func rejected(_ d: Delivery, _ event: CloudEvent, _ rejection: CommandRejection) {
                 logger.warning("event not applied; dead-lettered", metadata: [
@@ -190,7 +197,7 @@ public final class EventProcessor: Sendable {
                 }
                 guard fresh.contains("event:\(event.id)"), claimed.insert(event.id).inserted else { continue }
                 if handler.handlesInBatches(event.type) {
-                    if let last = run.last, last.event.type != event.type { try flush() }
+                    if let last = run.last, handler.batchFamily(last.event.type) != handler.batchFamily(event.type) { try flush() }
                     run.append((d, event))
                     continue
                 }

@@ -233,6 +233,30 @@ struct IntakeStore {
                             [.string(number), .string(priority.rawValue), .date(at)])
     }
 
+    /// The SLA view of each of `numbers` that exists, locked in tracking-number order.
+    func slaTargets(_ numbers: Set<String>) throws -> [String: JSONValue] {
+        guard !numbers.isEmpty else { return [:] }
+        var views: [String: JSONValue] = [:]
+        for r in try session.query("""
+            SELECT tracking_number, sla_targets::text FROM intake.tickets WHERE tracking_number = ANY($1::text[])
+            ORDER BY tracking_number FOR UPDATE
+            """, [PostgresArray.text(numbers.sorted())]) {
+            views[try r.string(0)] = (try? JSONValue.parse(try r.string(1))) ?? []
+        }
+        return views
+    }
+
+    /// Stores many tickets' SLA views with one statement.
+    func saveSLATargets(_ items: [(number: String, targets: JSONValue, at: Date)]) throws {
+        guard !items.isEmpty else { return }
+        try session.execute("""
+            UPDATE intake.tickets AS t SET sla_targets = v.targets::jsonb, updated_at = greatest(t.updated_at, v.at)
+            FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(tracking_number, targets, at)
+            WHERE t.tracking_number = v.tracking_number
+            """, [PostgresArray.text(items.map(\.number)), PostgresArray.text(items.map { $0.targets.jsonText }),
+                  PostgresArray.text(items.map { RFC3339.format($0.at) })])
+    }
+
     func updateSLATargets(_ number: String, _ targets: JSONValue, at: Date) throws {
         try session.execute("UPDATE intake.tickets SET sla_targets = $2, updated_at = greatest(updated_at, $3) WHERE tracking_number = $1",
                             [.string(number), .json(targets.jsonText), .date(at)])

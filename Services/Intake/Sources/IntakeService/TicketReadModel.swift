@@ -13,34 +13,48 @@ public struct TicketReadModel: EventHandler {
          EventType.slaWarning, EventType.slaBreached, EventType.slaStopped, EventType.slaPaused, EventType.slaResumed]
     }
 
-    /// `ticket.classified` goes set-wise: one statement per batch instead of three per event.
-    public func handlesInBatches(_ type: String) -> Bool {
-        type == EventType.ticketClassified
-    }
+    /// `ticket.classified` and the `sla.*` events go set-wise, together (the two producers' events
+    /// interleave in the queue): one read and a statement per kind per batch instead of three per event.
+    static let setWise: Set<String> = [EventType.ticketClassified, EventType.slaStarted, EventType.slaRescheduled, EventType.slaWarning,
+                                       EventType.slaBreached, EventType.slaStopped, EventType.slaPaused, EventType.slaResumed]
+
+    public func handlesInBatches(_ type: String) -> Bool { Self.setWise.contains(type) }
+
+    public func batchFamily(_ type: String) -> String { Self.setWise.contains(type) ? "ticket-view" : type }
 
     public func handleBatch(_ events: [CloudEvent], context: CommandContext) throws -> [Result<[CloudEvent], CommandRejection>] {
+        let store = IntakeStore(session: context.session)
+        let numbers = events.map { $0.data["trackingNumber"]?.stringValue ?? $0.subject }
+        // Every ticket of the batch is locked once, in one order, and its SLA view read.
+        var targets = try store.slaTargets(Set(numbers.compactMap { $0 }))
         var results: [Result<[CloudEvent], CommandRejection>] = []
         var rows: [ClassifiedRow] = []
-        for event in events {
+        var viewChanged: [String: Date] = [:]
+        for (event, number) in zip(events, numbers) {
             do {
-                guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
+                guard let number else {
                     throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
                 }
-                let priority = try Self.priority(event.data["priority"], "data.priority")
-                rows.append(ClassifiedRow(trackingNumber: number, priority: priority, requestClass: event.data["requestClass"]?.stringValue,
-                                          dispatch: event.data["dispatch"]?.stringValue, at: event.time,
-                                          actor: event.data["by"]?.stringValue ?? event.source, data: event.data))
+                guard let current = targets[number] else {
+                    // A ticket intake never had is set aside.
+                    throw CommandRejection(code: ErrorCode.unknownTicket, field: "data.trackingNumber", message: "no ticket \(number) exists")
+                }
+                if event.type == EventType.ticketClassified {
+                    let priority = try Self.priority(event.data["priority"], "data.priority")
+                    rows.append(ClassifiedRow(trackingNumber: number, priority: priority, requestClass: event.data["requestClass"]?.stringValue,
+                                              dispatch: event.data["dispatch"]?.stringValue, at: event.time,
+                                              actor: event.data["by"]?.stringValue ?? event.source, data: event.data))
+                } else {
+                    targets[number] = try SLATargetsView.apply(event, to: current)
+                    viewChanged[number] = max(viewChanged[number] ?? event.time, event.time)
+                }
                 results.append(.success([]))
             } catch let rejection as CommandRejection {
                 results.append(.failure(rejection))
             }
         }
-        let applied = try IntakeStore(session: context.session).applyClassifications(rows)
-        for (i, event) in events.enumerated() {
-            guard case .success = results[i], let number = event.data["trackingNumber"]?.stringValue ?? event.subject, !applied.contains(number) else { continue }
-            // Nothing was written for it: a ticket intake never had is set aside.
-            results[i] = .failure(CommandRejection(code: ErrorCode.unknownTicket, field: "data.trackingNumber", message: "no ticket \(number) exists"))
-        }
+        _ = try store.applyClassifications(rows)
+        try store.saveSLATargets(viewChanged.keys.sorted().map { ($0, targets[$0]!, viewChanged[$0]!) })
         return results
     }
 
