@@ -32,6 +32,8 @@ import Testing
             #expect(page.body["phoneRequired"] == true)
             #expect(page.body["acknowledge"]?["routingKey"] == "escalation.ack")
             #expect(page.body["acknowledge"]?["body"]?["escalationId"] == .string(id))
+            // Published with the page, but it reaches this client through another queue: it may come a moment later.
+            #expect(await eventually(timeout: .seconds(10)) { !h.escalationEvents(EventType.escalationSent, id).isEmpty })
             let sent = try #require(h.escalationEvents(EventType.escalationSent, id).first)
             #expect(sent.source == "/css/escalation")
             #expect(sent.data["level"] == 1 && sent.data["role"] == "engineer" && sent.data["reason"] == "critical_incident")
