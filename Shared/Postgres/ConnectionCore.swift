@@ -125,6 +125,7 @@ final class ConnectionCore {
         listening.removeAll()
         prepared.removeAll()
         seen.removeAll()
+        executions.removeAll()
     }
 
     func close() {
@@ -141,6 +142,16 @@ final class ConnectionCore {
     private var seen: Set<String> = []
     /// Statements with generated text (a placeholder list per row) could be endless; stop there.
     static let maximumPrepared = 256
+    /// Names handed out on this connection (a statement prepared again gets a new one).
+    private var lastStatement = 0
+    /// How often each prepared statement ran.
+    private var executions: [String: Int] = [:]
+    /// PostgreSQL keeps the generic plan it chose for a prepared statement until the table is
+    /// analysed again. A service starts on small tables, so a keyed look-up planned then keeps a
+    /// sequential scan while its table grows (measured in a pipeline run: three such look-ups took
+    /// 20 times the statement time of everything else). Each statement is prepared again after
+    /// these executions, and planned for the tables as they are by then.
+    static let preparedAgainAfter: Set<Int> = [100, 1_000, 10_000]
 
     /// Runs one statement with `$n` parameters and copies its result into Swift memory.
     ///
@@ -155,7 +166,7 @@ final class ConnectionCore {
         let set = try ParameterSet(parameters)
         var key = sql
         for i in 0..<Int(set.count) { key += ",\(set.types[i])" }
-        if let name = try prepared[key] ?? prepareIfRepeated(key: key, sql: sql, set: set, connection: connection) {
+        if let name = try preparedName(key: key, sql: sql, set: set, connection: connection) {
             let result = withExtendedLifetime(set) {
                 name.withCString { PQexecPrepared(connection, $0, set.count, set.values.pointers, set.values.lengths, set.formats, 0) }
             }
@@ -171,20 +182,38 @@ final class ConnectionCore {
         return try rows(from: result, connection: connection)
     }
 
-    /// Prepares `sql` the second time it is seen; nil to run it unprepared.
-    private func prepareIfRepeated(key: String, sql: String, set: ParameterSet, connection: OpaquePointer) throws -> String? {
+    /// The prepared statement to run `sql` with, prepared the second time it is seen and again
+    /// at ``preparedAgainAfter``; nil to run it unprepared.
+    private func preparedName(key: String, sql: String, set: ParameterSet, connection: OpaquePointer) throws -> String? {
+        if let name = prepared[key] {
+            let count = executions[key, default: 0] + 1
+            executions[key] = count
+            // Prepared again under a new name; should that fail (an aborted transaction), the old
+            // plan serves and the statement fails or succeeds exactly as it would have.
+            guard Self.preparedAgainAfter.contains(count), let fresh = try? prepare(sql, set: set, connection: connection) else { return name }
+            prepared[key] = fresh
+            let result = "DEALLOCATE \(name)".withCString { PQexec(connection, $0) }
+            PQclear(result)
+            return fresh
+        }
         guard prepared.count < Self.maximumPrepared else { return nil }
         guard seen.contains(key) else {
             if seen.count < Self.maximumPrepared * 4 { seen.insert(key) }
             return nil
         }
-        let name = "css_\(prepared.count + 1)"
+        let name = try prepare(sql, set: set, connection: connection)
+        prepared[key] = name
+        return name
+    }
+
+    private func prepare(_ sql: String, set: ParameterSet, connection: OpaquePointer) throws -> String {
+        lastStatement += 1
+        let name = "css_\(lastStatement)"
         let result = name.withCString { n in
             sql.withCString { text in PQprepare(connection, n, text, set.count, set.types) }
         }
         defer { PQclear(result) }
         _ = try rows(from: result, connection: connection)
-        prepared[key] = name
         return name
     }
 

@@ -28,4 +28,34 @@ import Testing
             #expect(try bytes.map { try $0.bytes(0) } == [[0, 1, 255], []])
         }
     }
+
+    // A keyed look-up whose generic plan PostgreSQL made while its table was small (a few hundred rows,
+    // analysed) is a sequential scan, and PostgreSQL keeps it while the table grows until the next
+    // ANALYZE. The connection prepares each statement again after 100 executions, so the plan it then
+    // settles on uses the index.
+    @Test func aStatementIsPlannedAgainAfterItsTableHasGrown() async throws {
+        try await withFreshSchema(poolSize: 1) { client, schema in
+            // No autovacuum: its ANALYZE would replace the plan by itself in the middle of the test.
+            try await client.execute("CREATE TABLE \(schema).t (id text PRIMARY KEY, v text) WITH (autovacuum_enabled = false)")
+            try await client.execute("INSERT INTO \(schema).t SELECT 'k' || i, repeat('x', 200) FROM generate_series(1, 300) AS i")
+            try await client.execute("ANALYZE \(schema).t")
+            let lookup = "SELECT id FROM \(schema).t WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+            let absent = PostgresArray.text((1...50).map { "x\($0)" })
+            func plan() async throws -> String {
+                let name = try await client.query("SELECT name FROM pg_prepared_statements WHERE statement = $1", [.string(lookup)])[0].string(0)
+                return try await client.query("EXPLAIN EXECUTE \(name)('{k1,k2}')").map { try $0.string(0) }.joined(separator: "\n")
+            }
+            for _ in 0..<20 { _ = try await client.query(lookup, [absent]) }
+            try await client.execute("INSERT INTO \(schema).t SELECT 'k' || i, repeat('x', 200) FROM generate_series(301, 50000) AS i")
+            // The premise: the plan made for the small table is still the one in use.
+            let before = try await plan()
+            #expect(before.contains("Seq Scan"), "\(before)")
+            for _ in 20..<110 { _ = try await client.query(lookup, [absent]) }
+            let now = try await plan()
+            #expect(!now.contains("Seq Scan") && now.contains("Index"), "still planned for the small table: \(now)")
+            #expect(try await client.query(lookup, [PostgresArray.text(["k7", "k49999", "x1"])]).map { try $0.string(0) } == ["k49999", "k7"])
+            // One statement in the session for the text: the old one was deallocated.
+            #expect(try await client.query("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", [.string(lookup)])[0].int(0) == 1)
+        }
+    }
 }
