@@ -193,13 +193,6 @@ struct IntakeStore {
             slaTargets: (try? JSONValue.parse(try r.string(21))) ?? [])
     }
 
-    func updateClassification(_ number: String, priority: Priority, requestClass: String?, dispatch: String?, status: TicketStatus, at: Date) throws {
-        try session.execute("""
-            UPDATE intake.tickets SET priority = $2, request_class = $3, dispatch = $4, status = $5, updated_at = greatest(updated_at, $6)
-            WHERE tracking_number = $1
-            """, [.string(number), .string(priority.rawValue), .optional(requestClass), .optional(dispatch), .string(status.rawValue), .date(at)])
-    }
-
     /// Applies `ticket.classified` to many tickets with one statement: priority, request
     /// class, dispatch, `new` → `classified`, and an audit entry each; returns the tracking
     /// numbers it found (an unknown one is left out and nothing is written for it).
@@ -255,11 +248,6 @@ struct IntakeStore {
             WHERE t.tracking_number = v.tracking_number
             """, [PostgresArray.text(items.map(\.number)), PostgresArray.text(items.map { $0.targets.jsonText }),
                   PostgresArray.text(items.map { RFC3339.format($0.at) })])
-    }
-
-    func updateSLATargets(_ number: String, _ targets: JSONValue, at: Date) throws {
-        try session.execute("UPDATE intake.tickets SET sla_targets = $2, updated_at = greatest(updated_at, $3) WHERE tracking_number = $1",
-                            [.string(number), .json(targets.jsonText), .date(at)])
     }
 
     func updateStatus(_ number: String, to status: TicketStatus, at: Date) throws {

@@ -62,28 +62,15 @@ public struct TicketReadModel: EventHandler {
         guard let number = event.data["trackingNumber"]?.stringValue ?? event.subject else {
             throw CommandRejection(code: ErrorCode.missingField, field: "data.trackingNumber", message: "\(event.type) carries no trackingNumber")
         }
+        // Only ticket.reclassified comes here: the other types go set-wise (handleBatch).
         let store = IntakeStore(session: context.session)
-        guard let ticket = try store.ticket(number, forUpdate: true) else {
+        guard try store.ticket(number, forUpdate: true) != nil else {
             throw CommandRejection(code: ErrorCode.unknownTicket, field: "data.trackingNumber", message: "no ticket \(number) exists")
         }
-        let actor = event.data["by"]?.stringValue ?? event.source
-        switch event.type {
-        case EventType.ticketClassified:
-            let priority = try Self.priority(event.data["priority"], "data.priority")
-            let status = TicketLifecycle.classified(ticket.status)
-            try store.updateClassification(number, priority: priority, requestClass: event.data["requestClass"]?.stringValue,
-                                           dispatch: event.data["dispatch"]?.stringValue, status: status, at: event.time)
-            try store.appendAudit(number, event: "classified", action: nil, from: ticket.status, to: status, actor: actor, note: nil,
-                                  at: event.time, data: event.data)
-        case EventType.ticketReclassified:
-            let to = try Self.priority(event.data["to"], "data.to")
-            try store.updatePriority(number, priority: to, at: event.time)
-            try store.appendAudit(number, event: "reclassified", action: nil, from: nil, to: nil, actor: actor,
-                                  note: event.data["reason"]?.stringValue, at: event.time, data: event.data)
-        default:
-            let merged = try SLATargetsView.apply(event, to: ticket.slaTargets)
-            try store.updateSLATargets(number, merged, at: event.time)
-        }
+        let to = try Self.priority(event.data["to"], "data.to")
+        try store.updatePriority(number, priority: to, at: event.time)
+        try store.appendAudit(number, event: "reclassified", action: nil, from: nil, to: nil, actor: event.data["by"]?.stringValue ?? event.source,
+                              note: event.data["reason"]?.stringValue, at: event.time, data: event.data)
         return []
     }
 
